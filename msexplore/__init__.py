@@ -1,0 +1,1 @@
+"""msexplore: explore TVM MetaSchedule search spaces from a notebook or a script."""

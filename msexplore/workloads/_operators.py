@@ -1,0 +1,155 @@
+"""The named operator set of the Ansor/MetaSchedule papers, built from TVM's ``te_workload.CONFIGS``.
+
+Each operator's parameters are the integer parameters of its TE builder, lower-cased; the defaults are
+the first shape of ``CONFIGS`` (GMM: the third, n=m=k=512), then the builder's own defaults.
+
+=====  ==============================  ==============================================================
+name   operator                        parameters (defaults)
+=====  ==============================  ==============================================================
+GMM    batched matmul Z=X@Y            b=1 n=512 m=512 k=512
+C1D    conv1d, NLC                     n=1 l=256 ci=64 co=128 kernel_size=3 stride=2 padding=1
+                                       dilation=1 groups=1
+C2D    conv2d, NHWC                    n=1 h=224 w=224 ci=3 co=64 kernel_size=7 stride=2 padding=3
+                                       dilation=1 groups=1
+C3D    conv3d, NDHWC                   n=1 d=16 h=224 w=224 ci=3 co=64 kernel_size=7 stride=2
+                                       padding=3 dilation=1 groups=1
+DEP    depthwise conv2d, NHWC          n=1 h=112 w=112 c=32 kernel_size=3 stride=1 padding=1
+                                       dilation=1 factor=1 (TVM supports factor=1 only)
+DIL    dilated conv2d, NHWC            as C2D, dilation=2
+GRP    grouped conv2d, NHWC            n=1 h=56 w=56 ci=64 co=128 kernel_size=3 stride=2 padding=1
+                                       dilation=1 groups=4
+T2D    transposed conv2d, NHWC         n=1 h=4 w=4 ci=512 co=256 kernel_size=4 stride=2 padding=1
+CAP    capsule conv2d, NHWIJC          n=1 h=16 w=16 ci=32 co=32 kernel_size=3 stride=2 padding=1
+                                       capsule_size=4
+NRM    2-norm per batch                b=1 m=256 n=256
+SFM    softmax over rows               m=256 n=256
+CBR    conv2d+bias+batchnorm+relu      n=1 h=224 w=224 ci=3 co=64 kernel_size=7 strides=2 padding=3
+                                       dilation=1
+TBG    transpose + batched matmul      batch=1 seq_len=128 n_head=12 n_dim=64
+=====  ==============================  ==============================================================
+
+``padding`` may be 0; every other parameter must be a positive integer.
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from tvm import te, tirx
+from tvm.s_tir.meta_schedule.testing import te_workload
+
+# Paper order. C2D_WIN_NHWC (also in CONFIGS) is left out: its topi path raises "LEGACY-FLOW triggered".
+OPERATOR_NAMES = ("GMM", "C1D", "C2D", "C3D", "DEP", "DIL", "GRP", "T2D", "CAP", "NRM", "SFM", "CBR", "TBG")
+
+_DESCRIPTIONS = {
+    "GMM": "batched matmul",
+    "C1D": "conv1d (NLC)",
+    "C2D": "conv2d (NHWC)",
+    "C3D": "conv3d (NDHWC)",
+    "DEP": "depthwise conv2d (NHWC)",
+    "DIL": "dilated conv2d (NHWC)",
+    "GRP": "grouped conv2d (NHWC)",
+    "T2D": "transposed conv2d (NHWC)",
+    "CAP": "capsule conv2d (NHWIJC)",
+    "NRM": "2-norm",
+    "SFM": "softmax",
+    "CBR": "conv2d + bias + batchnorm + relu",
+    "TBG": "transpose + batched matmul",
+}
+_DEFAULT_CONFIG_INDEX = {"GMM": 2}  # GMM: 512^3, a size where scheduling matters; the others: CONFIGS[0]
+_MAY_BE_ZERO = frozenset({"padding"})
+_DTYPE_PARAMS = frozenset({"in_dtype", "out_dtype"})
+
+
+@dataclass(frozen=True)
+class Operator:
+    """One named operator: its TE builder and its shape parameters with their defaults (in builder order)."""
+
+    name: str
+    description: str
+    builder: Callable[..., tuple[te.Tensor, ...]]
+    defaults: dict[str, int]
+    builder_names: dict[str, str]  # lower-case parameter -> the builder's own spelling (``N``, ``kernel_size``)
+
+    def signature(self) -> str:
+        """``b=1 n=512 m=512 k=512``: the parameters and their defaults, for messages."""
+        return " ".join(f"{key}={value}" for key, value in self.defaults.items())
+
+
+def _make_operator(name: str) -> Operator:
+    builder, configs = te_workload.CONFIGS[name]
+    config = configs[_DEFAULT_CONFIG_INDEX.get(name, 0)]
+    defaults: dict[str, int] = {}
+    builder_names: dict[str, str] = {}
+    for position, param in enumerate(inspect.signature(builder).parameters.values()):
+        if param.name in _DTYPE_PARAMS:
+            continue
+        value = config[position] if position < len(config) else param.default
+        defaults[param.name.lower()] = int(value)
+        builder_names[param.name.lower()] = param.name
+    return Operator(name, _DESCRIPTIONS[name], builder, defaults, builder_names)
+
+
+OPERATORS: dict[str, Operator] = {name: _make_operator(name) for name in OPERATOR_NAMES}
+
+
+def find_operator(name: str) -> Operator:
+    """The operator called ``name`` (case-insensitive); ValueError listing the valid names otherwise."""
+    operator = OPERATORS.get(name.strip().upper())
+    if operator is None:
+        raise ValueError(f"unknown operator {name!r}; valid names: {', '.join(OPERATOR_NAMES)}")
+    return operator
+
+
+def resolve_params(operator: Operator, overrides: dict[str, object]) -> dict[str, int]:
+    """The operator's defaults with ``overrides`` applied, every value checked."""
+    unknown = [key for key in overrides if key not in operator.defaults]
+    if unknown:
+        raise ValueError(
+            f"{operator.name} has no parameter {', '.join(map(repr, unknown))}; "
+            f"its parameters (with defaults) are: {operator.signature()}"
+        )
+    params = {**operator.defaults, **overrides}
+    for key, value in params.items():
+        lowest = 0 if key in _MAY_BE_ZERO else 1
+        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
+            kind = "a non-negative" if lowest == 0 else "a positive"
+            raise ValueError(f"{operator.name} parameter {key!r} must be {kind} integer, got {value!r}")
+    return params
+
+
+def build_operator(operator: Operator, params: dict[str, int]) -> tirx.PrimFunc:
+    """The unscheduled PrimFunc of ``operator`` at ``params``; ValueError if TVM rejects that shape."""
+    _check_groups(operator, params)
+    kwargs = {operator.builder_names[key]: value for key, value in params.items()}
+    try:
+        tensors = operator.builder(**kwargs)
+        func = te.create_prim_func(list(tensors))
+    except Exception as err:  # AssertionError, TVMError, ZeroDivisionError: all mean "this shape is invalid"
+        raise ValueError(
+            f"{operator.name} cannot be built with {_format(params)}: {type(err).__name__}: {err}"
+        ) from err
+    for param in func.params:
+        if any(int(dim) <= 0 for dim in param.shape):
+            shape = [int(dim) for dim in param.shape]
+            raise ValueError(
+                f"{operator.name} with {_format(params)} gives {param.name} the empty shape {shape}; "
+                "make the input larger or the kernel, stride or dilation smaller"
+            )
+    return func
+
+
+def _check_groups(operator: Operator, params: dict[str, int]) -> None:
+    """Grouped convolutions need ``groups`` to divide both channel counts (TE would silently truncate)."""
+    groups = params.get("groups", 1)
+    for key in ("ci", "co"):
+        if key in params and params[key] % groups:
+            raise ValueError(
+                f"{operator.name}: groups={groups} must divide {key}={params[key]} ({_format(params)})"
+            )
+
+
+def _format(params: dict[str, int]) -> str:
+    return " ".join(f"{key}={value}" for key, value in params.items())
