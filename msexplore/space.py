@@ -1,0 +1,260 @@
+"""A search space: a workload, a target and transformation modules (plus postprocessors and mutators)."""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import pandas as pd
+from tvm.s_tir import Schedule, Trace
+from tvm.s_tir import meta_schedule as ms
+
+from . import _quiet
+from .modules import Attribution, ModuleFailure, TransformModule, as_schedule_rules, resolve_modules
+from .random_variables import RandomVariable, describe_random_variables
+from .target import TargetLike, resolve_target
+from .workloads import Workload, workload as make_workload
+
+__all__ = ["Space", "DesignSpace", "SpaceError"]
+
+
+class SpaceError(RuntimeError):
+    """The space has no design space to sample from (every branch failed)."""
+
+
+@dataclasses.dataclass(frozen=True)
+class DesignSpace:
+    """One design space: a trace whose sampling instructions are re-drawn for every sample."""
+
+    index: int
+    trace: Trace = dataclasses.field(repr=False)  # without decisions
+    random_variables: tuple[RandomVariable, ...]
+    signature: tuple[str, ...] = dataclasses.field(repr=False)  # instruction kinds, to recognise its samples
+
+    @property
+    def size(self) -> int:
+        return math.prod(rv.domain_size for rv in self.random_variables)
+
+    def by_name(self) -> dict[str, RandomVariable]:
+        return {rv.name: rv for rv in self.random_variables}
+
+
+class Space:
+    """Design spaces built from ``modules`` for ``workload`` on ``target``.
+
+    Parameters
+    ----------
+    workload
+        A ``Workload`` or anything ``mx.workload`` accepts (an operator name, a PrimFunc, TE tensors).
+    modules
+        Names and ``@mx.module`` functions: ``"default"`` (the target's default modules), a default module by
+        name (``"multi_level_tiling"``), or a registered module. Order is the order of application per block.
+    target
+        ``None`` for the host CPU, a dict, a ``tvm.target.Target`` or an old-style string.
+    postprocs, mutators
+        ``"default"`` (the target's, named explicitly so int8 workloads do not get a broken tensorized space)
+        or lists of MetaSchedule postprocessors / a ``{mutator: probability}`` dict.
+    seed
+        Seed of the design-space generation (the structure; decisions are drawn by ``sample``).
+    """
+
+    def __init__(
+        self,
+        workload: Any,
+        modules: Sequence[Any] = ("default",),
+        *,
+        target: TargetLike = None,
+        postprocs: Any = "default",
+        mutators: Any = "default",
+        seed: int = 1,
+    ) -> None:
+        _quiet.install()
+        self.workload: Workload = workload if isinstance(workload, Workload) else make_workload(workload)
+        self.target = resolve_target(target)
+        self.kind = self.target.kind.name
+        self.modules: list[TransformModule] = resolve_modules(modules, self.kind)
+        self._postprocs_spec = postprocs
+        self._mutators_spec = mutators
+        self.seed = _check_seed(seed)
+        attribution = Attribution()
+        postprocs = self.postprocs_list()
+        # C++ (and clone()) hand Python postprocessors back as "_PyPostproc": keep the user's names for messages
+        named = postprocs if isinstance(self._postprocs_spec, str) else self._postprocs_spec
+        self.postproc_names: list[str] = [_postproc_name(p) for p in named]
+        context = self._tune_context(self._post_order_apply(attribution, postprocs))
+        schedules = context.generate_design_space()
+        self.postprocs = list(context.space_generator.postprocs)  # initialised with the context
+        self.mutator_probs = dict(context.space_generator.mutator_probs)
+        self.failures: list[ModuleFailure] = list(attribution.failures)
+        self.design_spaces: list[DesignSpace] = [
+            _design_space(k, self.workload.mod, sch.trace, attribution.origin) for k, sch in enumerate(schedules)
+        ]
+
+    # ---- what MetaSchedule needs ----
+    def postprocs_list(self) -> list[Any]:
+        spec = self._postprocs_spec
+        if isinstance(spec, str):
+            if spec != "default":
+                raise ValueError(f"postprocs must be 'default' or a list of postprocessors, got {spec!r}")
+            return list(ms.Postproc.create(self.kind))
+        if not isinstance(spec, (list, tuple)) or not all(isinstance(p, ms.Postproc) for p in spec):
+            raise TypeError(
+                f"postprocs must be 'default' or a list of MetaSchedule postprocessors (ms.Postproc, or "
+                f"@derived_object PyPostproc), got {_describe(spec)}"
+            )
+        return [p.clone() for p in spec]
+
+    def mutators_dict(self) -> dict[Any, float]:
+        spec = self._mutators_spec
+        if isinstance(spec, str):
+            if spec != "default":
+                raise ValueError(f"mutators must be 'default' or a {{mutator: probability}} dict, got {spec!r}")
+            return dict(ms.Mutator.create(self.kind))
+        if not isinstance(spec, dict) or not all(
+            isinstance(m, ms.Mutator) and isinstance(p, (int, float)) and not isinstance(p, bool) and p >= 0
+            for m, p in spec.items()
+        ):
+            raise TypeError(
+                f"mutators must be 'default' or a {{ms.Mutator: probability}} dict with probabilities >= 0, "
+                f"got {_describe(spec)}"
+            )
+        return dict(spec)
+
+    def _post_order_apply(self, attribution: Attribution, postprocs: list[Any] | None = None) -> Any:
+        return ms.space_generator.PostOrderApply(
+            sch_rules=as_schedule_rules(self.modules, self.kind, attribution),
+            postprocs=self.postprocs_list() if postprocs is None else postprocs,
+            mutator_probs=self.mutators_dict(),
+        )
+
+    def _tune_context(self, space_generator: Any, **kwargs: Any) -> Any:
+        return ms.TuneContext(
+            mod=self.workload.mod,
+            target=self.target,
+            space_generator=space_generator,
+            task_name=self.workload.name,
+            rand_state=self.seed,
+            num_threads=kwargs.pop("num_threads", 1),
+            **kwargs,
+        )
+
+    def space_generator(self) -> Any:
+        """A fresh MetaSchedule space generator for a search, attributing variables like this space does."""
+        return self._post_order_apply(Attribution())
+
+    # ---- what users look at ----
+    @property
+    def usable_design_spaces(self) -> list[DesignSpace]:
+        return self.design_spaces
+
+    def require_design_spaces(self) -> None:
+        if not self.design_spaces:
+            details = "\n".join(f"  - {f}" for f in self.failures) or "  (no module failed; no schedule came out)"
+            raise SpaceError(
+                f"the space for {self.workload.name} has no design space: every branch failed.\n{details}\n"
+                "Fix the module(s) above (space.failures[i].traceback has the full traceback)."
+            )
+
+    def summary(self) -> pd.DataFrame:
+        """One row per random variable: module, block, kind, loop, extent, domain size, design spaces."""
+        rows: dict[str, dict[str, Any]] = {}
+        for ds in self.design_spaces:
+            for rv in ds.random_variables:
+                row = rows.get(rv.name)
+                if row is None:
+                    rows[rv.name] = {
+                        "name": rv.name,
+                        "module": rv.module,
+                        "block": rv.block,
+                        "kind": rv.kind,
+                        "loop": rv.loop,
+                        "extent": rv.extent,
+                        "domain_size": rv.domain_size,
+                        "domain": _domain_text(rv),
+                        "design_spaces": [ds.index],
+                    }
+                else:
+                    row["design_spaces"].append(ds.index)
+        columns = ["name", "module", "block", "kind", "loop", "extent", "domain_size", "domain", "design_spaces"]
+        df = pd.DataFrame(list(rows.values()), columns=columns)
+        df["extent"] = df["extent"].astype("Int64")  # <NA> for non-tiles, not floats
+        df.attrs["size"] = self.size()
+        df.attrs["failures"] = [str(f) for f in self.failures]
+        return df
+
+    def size(self) -> int:
+        """Number of distinct decision assignments, summed over the design spaces (an upper bound on programs)."""
+        return sum(ds.size for ds in self.design_spaces)
+
+    def sample(self, n: int, *, seed: int = 0, threads: int | None = None) -> Any:
+        """Draw ``n`` samples: fresh decisions on a randomly chosen design space, then the postprocessors."""
+        from .sampling import sample_space
+
+        return sample_space(self, n, seed=seed, threads=threads)
+
+    def design_space_of(self, trace: Trace) -> DesignSpace | None:
+        """The design space a (sampled, mutated or measured) trace comes from, if it is one of this space's."""
+        kinds = _signature(trace)
+        for ds in self.design_spaces:
+            if kinds[: len(ds.signature)] == ds.signature and (
+                len(kinds) == len(ds.signature) or kinds[len(ds.signature)] == "EnterPostproc"
+            ):
+                return ds
+        return None
+
+    def __repr__(self) -> str:
+        names = ", ".join(m.name for m in self.modules)
+        fails = f", {len(self.failures)} module failure(s)" if self.failures else ""
+        return (
+            f"Space({self.workload.name}, {len(self.design_spaces)} design space(s), "
+            f"{sum(len(d.random_variables) for d in self.design_spaces)} random variables, ~{self.size():.3g} "
+            f"programs, modules=[{names}]{fails})"
+        )
+
+
+def _check_seed(seed: Any) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31 - 1:
+        raise ValueError(f"seed must be an integer in [0, 2**31 - 2], got {seed!r}")
+    return seed + 1 if seed == 0 else seed  # TVM wants [1, 2**31 - 1]
+
+
+def _signature(trace: Trace) -> tuple[str, ...]:
+    return tuple(inst.kind.name for inst in trace.insts)
+
+
+def _design_space(index: int, mod: Any, trace: Trace, origin: dict) -> DesignSpace:
+    bare = Trace(trace.insts, {})
+    return DesignSpace(
+        index=index,
+        trace=bare,
+        random_variables=tuple(describe_random_variables(mod, trace, origin)),  # its decisions: deterministic
+        signature=_signature(bare),
+    )
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, dict):
+        return "{" + ", ".join(f"{type(k).__name__}: {v!r}" for k, v in value.items()) + "}"
+    if isinstance(value, (list, tuple)):
+        return f"{type(value).__name__} of " + ", ".join(type(v).__name__ for v in value)
+    return repr(value)
+
+
+def _postproc_name(postproc: Any) -> str:
+    return getattr(postproc, "_cls", type(postproc)).__name__  # @derived_object keeps the user's class in _cls
+
+
+def _domain_text(rv: RandomVariable) -> str:
+    if rv.kind == "tile":
+        inner = f", innermost <= {rv.max_innermost_factor}" if rv.max_innermost_factor and rv.max_innermost_factor > 0 else ""
+        return f"{rv.n} factors of {rv.extent}{inner}"
+    if rv.kind == "categorical":
+        return str(list(rv.candidates))
+    return str(list(rv.locations))
+
+
+def fresh_schedule(space: Space, seed: int = 1) -> Schedule:
+    """An unscheduled schedule of the space's workload, quiet and cheap (no debug checks)."""
+    return Schedule(space.workload.mod, seed=seed, debug_mask=0, error_render_level="none")
