@@ -1,0 +1,424 @@
+"""Build and run candidates for MetaSchedule, checking every result against the workload's reference.
+
+``make_builder`` and ``make_runner`` return MetaSchedule's own ``LocalBuilder`` / ``LocalRunner`` /
+``RPCRunner``, so they plug into ``tune_tir`` unchanged. The runner's hooks feed each kernel the workload's
+deterministic inputs and compare its outputs with a reference computed once, in this process, and saved
+to an ``.npz`` file that the worker loads by path. A wrong kernel raises inside the worker, so MetaSchedule
+records a run error (and its database a failure) instead of a fast but meaningless latency.
+``measure`` builds and runs a few schedules outside a search; ``verify`` checks a compiled module here.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import re
+import statistics
+import tempfile
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import tvm
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
+from tvm.s_tir.meta_schedule.runner.utils import run_evaluator_common
+
+from msexplore.target import TargetLike, resolve_target
+from msexplore.workloads import Comparison, Workload
+
+__all__ = [
+    "SEARCH_EVALUATOR",
+    "MEASURE_EVALUATOR",
+    "Measurement",
+    "RPCSettings",
+    "WrongResultError",
+    "fast_build",
+    "make_builder",
+    "make_runner",
+    "measure",
+    "parse_wrong_result",
+    "verify",
+    "write_reference",
+]
+
+# During a search every candidate pays one warm-up run plus at least `min_repeat_ms`. 50 ms (TVM's default is
+# 100) keeps a 2-core machine busy measuring rather than waiting, and stays far above timer resolution; one
+# repeat of 3 runs is what MetaSchedule itself uses, since the cost model only needs a ranking.
+SEARCH_EVALUATOR = EvaluatorConfig(number=3, repeat=1, min_repeat_ms=50, enable_cpu_cache_flush=False)
+# Measuring one schedule for a person: three repeats give a median and a spread, for 150 ms at least.
+MEASURE_EVALUATOR = EvaluatorConfig(number=3, repeat=3, min_repeat_ms=50, enable_cpu_cache_flush=False)
+
+_WRONG_RESULT = re.compile(r"wrong result: output (\d+) \((.*?)\) max abs error (\S+) > atol")
+
+
+def fast_build(mod: tvm.IRModule, target: tvm.target.Target, _params: Any) -> tvm.runtime.Module:
+    """MetaSchedule's default build without ``import tvm.s_tir.tensor_intrin``.
+
+    That import costs 10-20 s in every fresh builder worker, and ``LocalBuilder`` starts fresh workers for
+    every batch. Schedules that tensorize with TVM's stock intrinsics need the default build instead.
+    Returns a ``runtime.Module`` (``tvm.compile`` would return an ``Executable``, which the export rejects).
+    """
+    from tvm.s_tir.transform import RemoveWeightLayoutRewriteBlock
+
+    mod = RemoveWeightLayoutRewriteBlock(skip_tensor_rewrite=True)(mod)
+    return tvm.tirx.build(mod, target)
+
+
+def make_builder(*, max_workers: int | None = None, timeout_sec: float = 60) -> ms.builder.LocalBuilder:
+    """A ``LocalBuilder`` that builds with ``fast_build`` (``max_workers=None``: one per core)."""
+    return ms.builder.LocalBuilder(max_workers=max_workers, timeout_sec=timeout_sec, f_build=fast_build)
+
+
+class WrongResultError(RuntimeError):
+    """A kernel ran but its outputs differ from the reference beyond the workload's tolerance."""
+
+
+def parse_wrong_result(error_msg: str | None) -> float | None:
+    """The largest absolute error named in a runner's ``error_msg``, or None if it is not a wrong result.
+
+    MetaSchedule keeps the worker's whole traceback in ``error_msg``; the check's message inside it reads
+    ``wrong result: output 0 (C) max abs error 3.1e+00 > atol 1e-04 ...``, one clause per failing output.
+    """
+    if not error_msg:
+        return None
+    errors = [float(match.group(3)) for match in _WRONG_RESULT.finditer(error_msg)]
+    return max(errors) if errors else None
+
+
+@dataclasses.dataclass(frozen=True)
+class RPCSettings:
+    """Where an RPC tracker runs and which server key to ask it for.
+
+    ``session_timeout_sec`` bounds each measurement session on the server: a kernel that runs longer is cut off.
+    """
+
+    host: str
+    port: int
+    key: str
+    session_timeout_sec: int = 60
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.host, str) or not self.host:
+            raise ValueError(f"RPCSettings.host must be a non-empty host name, got {self.host!r}")
+        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
+            raise ValueError(f"RPCSettings.port must be an integer in 1..65535, got {self.port!r}")
+        if not isinstance(self.key, str) or not self.key:
+            raise ValueError(f"RPCSettings.key must be the server key registered with the tracker, got {self.key!r}")
+
+    @classmethod
+    def from_env(cls, *, session_timeout_sec: int = 60) -> RPCSettings:
+        """Read ``TVM_TRACKER_HOST``, ``TVM_TRACKER_PORT`` and ``TVM_TRACKER_KEY``, the variables TVM reads."""
+        names = ("TVM_TRACKER_HOST", "TVM_TRACKER_PORT", "TVM_TRACKER_KEY")
+        missing = [name for name in names if not os.environ.get(name)]
+        if missing:
+            raise ValueError(
+                f"RPC settings: environment variable(s) {', '.join(missing)} not set; set all of {', '.join(names)} "
+                "(e.g. TVM_TRACKER_HOST=127.0.0.1 TVM_TRACKER_PORT=9190 TVM_TRACKER_KEY=msx) "
+                "or pass RPCSettings(host, port, key)"
+            )
+        host, port, key = (os.environ[name] for name in names)
+        try:
+            port_number = int(port)
+        except ValueError:
+            raise ValueError(f"TVM_TRACKER_PORT must be an integer port number, got {port!r}") from None
+        return cls(host, port_number, key, session_timeout_sec)
+
+    def to_config(self) -> ms.runner.RPCConfig:
+        return ms.runner.RPCConfig(
+            tracker_host=self.host,
+            tracker_port=self.port,
+            tracker_key=self.key,
+            session_timeout_sec=self.session_timeout_sec,
+        )
+
+
+def write_reference(workload: Workload, folder: str | os.PathLike, *, seed: int = 0) -> str:
+    """Save the workload's inputs for ``seed`` and its expected outputs to an ``.npz`` file in ``folder``.
+
+    The name holds a hash of the workload's TVMScript and the seed, so workloads can share a folder.
+    Returns the file's path. Written to a temporary name first, then renamed, so a reader never sees half.
+    """
+    os.makedirs(folder, exist_ok=True)
+    arrays = workload.make_inputs(seed)
+    expected = workload.reference(arrays)
+    contents = {f"arg{index}": array for index, array in enumerate(arrays)}
+    contents.update({f"expected{index}": array for index, array in zip(workload.outputs, expected)})
+    digest = hashlib.sha256(workload.func.script().encode()).hexdigest()[:16]
+    path = os.path.join(os.fspath(folder), f"reference-{workload.name}-{digest}-seed{seed}.npz")
+    handle, temporary = tempfile.mkstemp(suffix=".npz", dir=folder)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.savez(file, **contents)
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+    return path
+
+
+@dataclasses.dataclass(frozen=True)
+class _ReferenceCheck:
+    """What a runner worker needs to feed and check a kernel; small, so it is cheap to pickle per candidate."""
+
+    reference_path: str
+    workload_json: str
+
+    def load(self, dtypes: Sequence[str]) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
+        """The arguments (one per dtype) and the expected outputs by argument index."""
+        with np.load(self.reference_path) as data:
+            arrays = [_restore_dtype(data[f"arg{index}"], dtype) for index, dtype in enumerate(dtypes)]
+            expected = {
+                int(name[len("expected") :]): data[name] for name in data.files if name.startswith("expected")
+            }
+        return arrays, {index: _restore_dtype(array, dtypes[index]) for index, array in expected.items()}
+
+    @property
+    def workload(self) -> Workload:
+        return _workload_from_json(self.workload_json)
+
+
+@functools.lru_cache(maxsize=4)
+def _workload_from_json(text: str) -> Workload:
+    """The runner's worker process lives across candidates; rebuild the workload once, not per kernel."""
+    return Workload.from_json(json.loads(text))
+
+
+def _restore_dtype(array: np.ndarray, dtype: str) -> np.ndarray:
+    """``np.savez`` stores ml_dtypes arrays (bfloat16, float8) as raw void; view them as their type again."""
+    if array.dtype.kind != "V":
+        return array
+    import ml_dtypes  # a TVM dependency
+
+    return array.view(getattr(ml_dtypes, dtype))
+
+
+def _alloc_reference_args(check: _ReferenceCheck, device: Any, args_info: Any, alloc_repeat: int) -> list:
+    """``f_alloc_argument``: the workload's inputs (outputs zeroed) on ``device``, ``alloc_repeat`` copies."""
+    arrays, _ = check.load([info[1] for info in args_info])
+    for index, (info, array) in enumerate(zip(args_info, arrays)):
+        if list(info[2]) != list(array.shape):
+            raise ValueError(f"argument {index}: the kernel takes shape {list(info[2])}, the reference {array.shape}")
+    return [[tvm.runtime.tensor(array, device) for array in arrays] for _ in range(alloc_repeat)]
+
+
+def _alloc_reference_args_rpc(check: _ReferenceCheck, _session: Any, device: Any, args_info: Any, repeat: int) -> list:
+    return _alloc_reference_args(check, device, args_info, repeat)
+
+
+def _check_then_time(check: _ReferenceCheck, rt_mod: Any, device: Any, config: EvaluatorConfig, args: list) -> list:
+    """``f_run_evaluator``: run once on the reference inputs and compare, then time exactly as TVM does."""
+    workload = check.workload
+    first = args[0]
+    _, expected = check.load([spec.dtype for spec in workload.args])
+    rt_mod[rt_mod.entry_name](*first)
+    device.sync()
+    rtol, atol = workload.tolerance
+    failures = []
+    for position, index in enumerate(workload.outputs):
+        comparison = workload.compare([first[index].numpy()], [expected[index]])
+        if not comparison.ok:
+            failures.append(
+                f"wrong result: output {position} ({workload.args[index].name}) max abs error "
+                f"{comparison.max_abs_error:.3e} > atol {atol:.1e} (rtol {rtol:.1e}, "
+                f"max rel error {comparison.max_rel_error:.3e})"
+            )
+    if failures:
+        raise WrongResultError("; ".join(failures))
+    return run_evaluator_common(rt_mod, device, config, args)
+
+
+def _check_then_time_rpc(check: _ReferenceCheck, _session: Any, rt_mod: Any, device: Any, config: Any, args: list):
+    return _check_then_time(check, rt_mod, device, config, args)
+
+
+def make_runner(
+    workload: Workload,
+    *,
+    check_dir: str | os.PathLike | None,
+    rpc: RPCSettings | None = None,
+    evaluator: EvaluatorConfig | None = None,
+    timeout_sec: float = 60,
+    check: bool = True,
+    seed: int = 0,
+) -> ms.runner.Runner:
+    """A MetaSchedule runner whose every measurement also checks the kernel's outputs.
+
+    Parameters
+    ----------
+    workload
+        What the candidates compute: its inputs for ``seed`` feed every kernel, its reference is the truth.
+    check_dir
+        Folder for the reference ``.npz`` (written now, read by the workers). Only None when ``check=False``.
+    rpc
+        Measure on the server an RPC tracker hands out (the check runs on this machine, on outputs copied
+        back); None measures locally.
+    evaluator
+        How to time (TVM's ``EvaluatorConfig``); default ``SEARCH_EVALUATOR``.
+    timeout_sec
+        Per-candidate limit of the local runner. With ``rpc`` the limit is ``rpc.session_timeout_sec``.
+    check
+        False: TVM's default hooks (random inputs, no comparison).
+    """
+    evaluator = SEARCH_EVALUATOR if evaluator is None else evaluator
+    _check_options(evaluator, rpc)
+    hooks: dict[str, Any] = {}
+    if check:
+        if check_dir is None:
+            raise ValueError("make_runner(check=True) needs check_dir, a folder for the reference outputs")
+        reference = _ReferenceCheck(
+            write_reference(workload, check_dir, seed=seed), json.dumps(workload.to_json(), sort_keys=True)
+        )
+        if rpc is None:
+            hooks = dict(
+                f_alloc_argument=functools.partial(_alloc_reference_args, reference),
+                f_run_evaluator=functools.partial(_check_then_time, reference),
+            )
+        else:
+            hooks = dict(
+                f_alloc_argument=functools.partial(_alloc_reference_args_rpc, reference),
+                f_run_evaluator=functools.partial(_check_then_time_rpc, reference),
+            )
+    if rpc is None:
+        return ms.runner.LocalRunner(timeout_sec=timeout_sec, evaluator_config=evaluator, **hooks)
+    return ms.runner.RPCRunner(rpc_config=rpc.to_config(), evaluator_config=evaluator, max_workers=1, **hooks)
+
+
+def _check_options(evaluator: Any, rpc: Any) -> None:
+    if not isinstance(evaluator, EvaluatorConfig):
+        raise TypeError(f"evaluator must be a ms.runner.EvaluatorConfig or None, got {type(evaluator).__name__}")
+    if rpc is not None and not isinstance(rpc, RPCSettings):
+        raise TypeError(f"rpc must be an RPCSettings or None, got {type(rpc).__name__}")
+
+
+@dataclasses.dataclass(frozen=True)
+class Measurement:
+    """One candidate's outcome: latencies in seconds (one per repeat) or the build/run error that stopped it."""
+
+    latency_s: float | None
+    latencies: tuple[float, ...] = ()
+    gflops: float | None = None
+    build_error: str | None = None
+    run_error: str | None = None
+    max_abs_error: float | None = None  # set only for a wrong result
+
+    @property
+    def ok(self) -> bool:
+        return self.build_error is None and self.run_error is None and self.latency_s is not None
+
+    @property
+    def wrong_result(self) -> bool:
+        return self.max_abs_error is not None
+
+    @classmethod
+    def from_results(cls, builder_result: Any, runner_result: Any | None, flop: float) -> Measurement:
+        """From MetaSchedule's ``BuilderResult`` and ``RunnerResult`` (None when the build failed)."""
+        if builder_result.error_msg is not None:
+            return cls(None, build_error=str(builder_result.error_msg))
+        if runner_result is None or runner_result.error_msg is not None:
+            message = "no runner result" if runner_result is None else str(runner_result.error_msg)
+            return cls(None, run_error=message, max_abs_error=parse_wrong_result(message))
+        latencies = tuple(float(seconds) for seconds in runner_result.run_secs)
+        latency = statistics.median(latencies) if latencies else None
+        gflops = flop / latency / 1e9 if latency and flop else None
+        return cls(latency, latencies, gflops)
+
+    def __repr__(self) -> str:
+        if self.build_error is not None:
+            return f"Measurement(build error: {_last_line(self.build_error)})"
+        if self.run_error is not None:
+            return f"Measurement(run error: {_last_line(self.run_error)})"
+        gflops = "" if self.gflops is None else f", {self.gflops:.2f} GFLOPS"
+        return f"Measurement({self.latency_s * 1e3:.4g} ms{gflops}, {len(self.latencies)} repeats)"
+
+
+def _last_line(message: str) -> str:
+    lines = [line for line in message.strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def measure(
+    schedules_or_mods: Any,
+    workload: Workload,
+    *,
+    target: TargetLike = None,
+    check: bool = True,
+    evaluator: EvaluatorConfig | None = None,
+    rpc: RPCSettings | None = None,
+    timeout_sec: float = 60,
+) -> list[Measurement]:
+    """Build and run schedules outside a search, checking each against the reference.
+
+    ``schedules_or_mods`` is a ``tvm.s_tir.Schedule``, an ``IRModule`` or a list of them; the result has one
+    ``Measurement`` per item, in order. Failures are recorded, not raised. ``evaluator`` defaults to
+    ``MEASURE_EVALUATOR`` (three repeats, so ``latency_s`` is a median). ``timeout_sec`` bounds each build
+    and each local run.
+    """
+    single = isinstance(schedules_or_mods, (tvm.s_tir.Schedule, tvm.IRModule))
+    items = [schedules_or_mods] if single else list(schedules_or_mods)
+    mods = [_as_ir_module(item, f"measure(): item {position}") for position, item in enumerate(items)]
+    evaluator = MEASURE_EVALUATOR if evaluator is None else evaluator
+    _check_options(evaluator, rpc)
+    target = resolve_target(target)
+    if not mods:
+        return []
+    builder_results = list(make_builder(timeout_sec=timeout_sec).build([ms.builder.BuilderInput(mod, target) for mod in mods]))
+    built = [index for index, result in enumerate(builder_results) if result.error_msg is None]
+    runner_results: list[Any] = [None] * len(builder_results)
+    try:
+        if built:
+            with tempfile.TemporaryDirectory(prefix="msexplore-check-") as check_dir:
+                runner = make_runner(
+                    workload,
+                    check_dir=check_dir,
+                    rpc=rpc,
+                    evaluator=evaluator,
+                    timeout_sec=timeout_sec,
+                    check=check,
+                )
+                args_info = ms.arg_info.ArgInfo.from_prim_func(workload.func)
+                try:
+                    inputs = [
+                        ms.runner.RunnerInput(builder_results[index].artifact_path, "cpu", args_info)
+                        for index in built
+                    ]
+                    for index, future in zip(built, runner.run(inputs)):
+                        runner_results[index] = future.result()
+                finally:
+                    runner.pool.shutdown()
+    finally:
+        for index in built:
+            ms.utils.remove_build_dir(builder_results[index].artifact_path)
+    return [
+        Measurement.from_results(result, runner_result, workload.flop)
+        for result, runner_result in zip(builder_results, runner_results)
+    ]
+
+
+def _as_ir_module(item: Any, label: str) -> tvm.IRModule:
+    if isinstance(item, tvm.s_tir.Schedule):
+        return item.mod
+    if isinstance(item, tvm.IRModule):
+        return item
+    raise TypeError(f"{label} is a {type(item).__name__}; pass a tvm.s_tir.Schedule or an IRModule")
+
+
+def verify(lib_or_mod: Any, workload: Workload, target: TargetLike = None, *, seed: int = 0) -> Comparison:
+    """Run a kernel here on the workload's inputs for ``seed`` and compare its outputs with the reference.
+
+    ``lib_or_mod`` is a compiled ``tvm.runtime.Module`` (``target`` is then ignored), or a scheduled
+    ``IRModule`` / ``Schedule`` that is built for ``target`` first (default: the host CPU).
+    """
+    if isinstance(lib_or_mod, tvm.runtime.Module):
+        lib = lib_or_mod
+    else:
+        lib = tvm.tirx.build(_as_ir_module(lib_or_mod, "verify(): lib_or_mod"), resolve_target(target))
+    arrays = workload.make_inputs(seed)
+    expected = workload.reference(arrays)
+    device = tvm.cpu(0)
+    tensors = [tvm.runtime.tensor(array, device) for array in arrays]
+    lib[lib.entry_name or "main"](*tensors)
+    return workload.compare([tensors[index].numpy() for index in workload.outputs], expected)

@@ -1,0 +1,197 @@
+"""Builder, checking runner and ``measure``: real TVM on tiny kernels (LocalRunner and RPC through 127.0.0.1)."""
+
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+import pytest
+import tvm
+from tvm import te
+from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.meta_schedule.testing.local_rpc import LocalRPC
+
+from msexplore.measure import (
+    MEASURE_EVALUATOR,
+    Measurement,
+    RPCSettings,
+    make_runner,
+    measure,
+    parse_wrong_result,
+    verify,
+    write_reference,
+)
+from msexplore.workloads import workload
+
+
+def _elementwise(op):
+    a = te.placeholder((32, 32), name="A")
+    b = te.placeholder((32, 32), name="B")
+    return workload([a, b, te.compute((32, 32), lambda i, j: op(a[i, j], b[i, j]), name="C")])
+
+
+@pytest.fixture(scope="module")
+def gmm():
+    return workload("GMM", n=32, m=32, k=32)
+
+
+@pytest.fixture(scope="module")
+def add():
+    """``C = A + B``: the workload whose reference is the truth in the wrong-kernel tests."""
+    return _elementwise(lambda x, y: x + y)
+
+
+@pytest.fixture(scope="module")
+def subtract():
+    """``C = A - B``: same signature as ``add``, so its module is a wrong kernel for ``add``."""
+    return _elementwise(lambda x, y: x - y)
+
+
+def _tiled(workload_):
+    sch = tvm.s_tir.Schedule(workload_.mod)
+    block = sch.get_sblock("Z")
+    _, i, _, _ = sch.get_loops(block)
+    outer, _ = sch.split(i, [None, 8])
+    sch.parallel(outer)
+    return sch
+
+
+def _unbuildable(workload_):
+    """Binding a GPU thread axis on an LLVM target: scheduling accepts it, the build raises."""
+    sch = tvm.s_tir.Schedule(workload_.mod)
+    _, i, _, _ = sch.get_loops(sch.get_sblock("Z"))
+    sch.bind(i, "threadIdx.x")
+    return sch
+
+
+@pytest.mark.slow
+def test_measure_records_latency_and_build_error_and_cleans_up(gmm, monkeypatch):
+    removed = []
+    real_remove = ms.utils.remove_build_dir
+    monkeypatch.setattr(ms.utils, "remove_build_dir", lambda path: (removed.append(path), real_remove(path)))
+
+    good, broken = measure([_tiled(gmm), _unbuildable(gmm)], gmm)
+
+    assert good.ok and good.build_error is None and good.run_error is None
+    assert good.latency_s > 0 and len(good.latencies) == MEASURE_EVALUATOR.repeat
+    assert good.latency_s == sorted(good.latencies)[1]  # the median of three
+    assert good.gflops == pytest.approx(gmm.flop / good.latency_s / 1e9)
+    assert not broken.ok and broken.latency_s is None and broken.run_error is None
+    assert broken.build_error.startswith("LocalBuilder: An exception occurred")
+    assert len(removed) == 1 and not os.path.exists(os.path.dirname(removed[0]))
+
+
+@pytest.mark.slow
+def test_wrong_kernel_is_a_run_error_with_its_max_error(add, subtract):
+    right, wrong = measure([add.mod, subtract.mod], add)
+
+    assert right.ok and right.max_abs_error is None
+    assert not wrong.ok and wrong.latency_s is None and wrong.build_error is None
+    assert wrong.run_error.startswith("LocalRunner: An exception occurred")
+    assert "WrongResultError: wrong result: output 0 (C) max abs error" in wrong.run_error
+    _, b, _ = add.make_inputs(0)
+    assert wrong.max_abs_error == pytest.approx(np.abs(2 * b).max(), rel=1e-3)  # (A - B) - (A + B)
+    assert wrong.wrong_result and parse_wrong_result(wrong.run_error) == wrong.max_abs_error
+
+
+@pytest.mark.slow
+def test_without_check_a_wrong_kernel_is_timed(add, subtract):
+    (result,) = measure(subtract.mod, add, check=False)
+    assert result.ok and result.latency_s > 0
+
+
+def test_make_runner_needs_a_check_dir_and_an_evaluator_config(add):
+    with pytest.raises(ValueError, match="needs check_dir"):
+        make_runner(add, check_dir=None)
+    with pytest.raises(TypeError, match="EvaluatorConfig"):
+        make_runner(add, check_dir=None, check=False, evaluator={"number": 3})
+    with pytest.raises(TypeError, match="RPCSettings"):
+        make_runner(add, check_dir=None, check=False, rpc=("127.0.0.1", 9190, "key"))
+
+
+def test_measure_rejects_other_inputs(add):
+    with pytest.raises(TypeError, match=r"measure\(\): item 1 is a str; pass a tvm.s_tir.Schedule or an IRModule"):
+        measure([add.mod, "main"], add)
+    with pytest.raises(TypeError, match="evaluator must be a ms.runner.EvaluatorConfig"):
+        measure(add.mod, add, evaluator=(3, 1, 50))
+    assert measure([], add) == []
+
+
+@pytest.mark.slow
+def test_runner_timeout_is_a_run_error():
+    slow = workload("GMM", n=1024, m=1024, k=1024)  # unscheduled: seconds per run, the limit is 1 s
+    start = time.perf_counter()
+    (result,) = measure(slow.mod, slow, timeout_sec=1)
+    assert not result.ok and result.max_abs_error is None
+    assert "Timeout, killed after 1 seconds" in result.run_error
+    assert time.perf_counter() - start < 30
+
+
+@pytest.mark.slow
+def test_measure_through_rpc_checks_results_on_this_side(add, subtract):
+    with LocalRPC(tracker_key="msexplore-test", silent=True) as rpc:
+        settings = RPCSettings("127.0.0.1", rpc.tracker_port, rpc.tracker_key, session_timeout_sec=30)
+        right, wrong = measure([add.mod, subtract.mod], add, rpc=settings)
+    assert right.ok and right.latency_s > 0
+    assert wrong.run_error.startswith("RPCRunner: An exception occurred")
+    assert wrong.max_abs_error == pytest.approx(np.abs(2 * add.make_inputs(0)[1]).max(), rel=1e-3)
+
+
+def test_reference_file_holds_inputs_and_expected_outputs(gmm, add, tmp_path):
+    path = write_reference(gmm, tmp_path, seed=3)
+    other = write_reference(add, tmp_path, seed=3)
+    assert path != other and os.path.basename(path).endswith("-seed3.npz")
+    arrays = gmm.make_inputs(3)
+    with np.load(path) as data:
+        assert sorted(data.files) == ["arg0", "arg1", "arg2", "expected2"]
+        for index, array in enumerate(arrays):
+            np.testing.assert_array_equal(data[f"arg{index}"], array)
+        np.testing.assert_array_equal(data["expected2"], gmm.reference(arrays)[0])
+    assert sorted(os.listdir(tmp_path)) == sorted(os.path.basename(p) for p in (path, other))  # no temp left
+
+
+def test_verify_compares_a_module_with_the_reference(gmm, add, subtract):
+    assert verify(_tiled(gmm), gmm).ok
+    assert verify(tvm.tirx.build(gmm.mod, "llvm"), gmm).ok
+    wrong = verify(subtract.mod, add)
+    assert not wrong.ok and wrong.max_abs_error > 1.0
+
+
+def test_parse_wrong_result():
+    message = (
+        "LocalRunner: An exception occurred\nTraceback ...\nmsexplore.measure.WrongResultError: "
+        "wrong result: output 0 (C) max abs error 3.100e+00 > atol 1.0e-04 (rtol 1.0e-04, max rel error 2e+00); "
+        "wrong result: output 1 (D) max abs error inf > atol 1.0e-04 (rtol 1.0e-04, max rel error inf)"
+    )
+    assert parse_wrong_result(message) == float("inf")
+    assert parse_wrong_result(message.split(";")[0]) == 3.1
+    assert parse_wrong_result("LocalRunner: Timeout, killed after 1 seconds") is None
+    assert parse_wrong_result(None) is None
+
+
+def test_measurement_from_metaschedule_results():
+    built = ms.builder.BuilderResult("/tmp/x/tvm_tmp_mod.tar", None)
+    timed = Measurement.from_results(built, ms.runner.RunnerResult([2e-3, 1e-3, 4e-3], None), flop=2e6)
+    assert (timed.latency_s, timed.latencies, timed.gflops, timed.ok) == (2e-3, (2e-3, 1e-3, 4e-3), 1.0, True)
+    failed = Measurement.from_results(ms.builder.BuilderResult(None, "LocalBuilder: boom"), None, flop=2e6)
+    assert failed == Measurement(None, build_error="LocalBuilder: boom") and not failed.ok
+    assert "build error: LocalBuilder: boom" in repr(failed)
+
+
+def test_rpc_settings_from_env(monkeypatch):
+    for name in ("TVM_TRACKER_HOST", "TVM_TRACKER_PORT", "TVM_TRACKER_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("TVM_TRACKER_HOST", "10.0.0.2")
+    with pytest.raises(ValueError, match=r"TVM_TRACKER_PORT, TVM_TRACKER_KEY not set"):
+        RPCSettings.from_env()
+    monkeypatch.setenv("TVM_TRACKER_PORT", "nine")
+    monkeypatch.setenv("TVM_TRACKER_KEY", "rasp")
+    with pytest.raises(ValueError, match="TVM_TRACKER_PORT must be an integer"):
+        RPCSettings.from_env()
+    monkeypatch.setenv("TVM_TRACKER_PORT", "9190")
+    settings = RPCSettings.from_env(session_timeout_sec=5)
+    assert settings == RPCSettings("10.0.0.2", 9190, "rasp", 5)
+    assert settings.to_config().tracker_port == 9190
+    with pytest.raises(ValueError, match="port must be an integer in 1..65535"):
+        RPCSettings("localhost", 0, "rasp")
