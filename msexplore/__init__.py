@@ -1,1 +1,52 @@
-"""msexplore: explore TVM MetaSchedule search spaces from a notebook or a script."""
+"""msexplore: explore TVM MetaSchedule search spaces from a notebook or a script.
+
+>>> import msexplore as mx
+>>> space = mx.Space(mx.workload("GMM", n=64, m=64, k=64), modules=["default"])
+>>> samples = space.sample(50, seed=0)
+"""
+
+from .modules import ModuleFailure, TransformModule, default_module_names, module, registered_modules, unregister
+from .random_variables import RandomVariable
+from .records import compare_runs, read_records
+from .sampling import Sample, SampleSet
+from .search import Candidate, Progress, SearchRun, TrialEvent, open_run, search
+from .space import DesignSpace, Space, SpaceError
+from .target import host_target, resolve_target
+from .traces import Diff, diff, instruction_table, trace_from_json, trace_to_json
+from .workloads import TensorSpec, Workload, workload, workload_names
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Candidate",
+    "Progress",
+    "SearchRun",
+    "TrialEvent",
+    "compare_runs",
+    "open_run",
+    "read_records",
+    "search",
+    "Diff",
+    "DesignSpace",
+    "ModuleFailure",
+    "RandomVariable",
+    "Sample",
+    "SampleSet",
+    "Space",
+    "SpaceError",
+    "TensorSpec",
+    "TransformModule",
+    "Workload",
+    "default_module_names",
+    "diff",
+    "host_target",
+    "instruction_table",
+    "module",
+    "registered_modules",
+    "resolve_target",
+    "trace_from_json",
+    "trace_to_json",
+    "unregister",
+    "workload",
+    "workload_names",
+]

@@ -10,6 +10,7 @@ built afterwards uses the new one. The target's default rules are modules too, e
 from __future__ import annotations
 
 import dataclasses
+import functools
 import re
 import traceback
 from collections.abc import Callable, Iterable, Sequence
@@ -142,7 +143,7 @@ def _block_names(blocks: Iterable[str]) -> tuple[str, ...]:
 def _check_name(key: Any) -> None:
     if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", key):
         raise ValueError(f"a module name must be an identifier-like string, got {key!r}")
-    if key == "default" or key in _default_names("llvm"):
+    if key == "default" or key in _default_names("llvm") or key in _default_names("cuda"):
         raise ValueError(f"{key!r} is the name of a default module; choose another name")
 
 
@@ -162,8 +163,13 @@ def _default_rules(kind: str) -> list[Any]:
         ) from None
 
 
+@functools.lru_cache(maxsize=None)
+def _default_names_cached(kind: str) -> tuple[str, ...]:
+    return tuple(_snake(type(rule).__name__) for rule in _default_rules(kind))
+
+
 def _default_names(kind: str) -> list[str]:
-    return [_snake(type(rule).__name__) for rule in _default_rules(kind)]
+    return list(_default_names_cached(kind))
 
 
 def default_module_names(kind: str = "llvm") -> list[str]:

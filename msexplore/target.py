@@ -52,7 +52,8 @@ def resolve_target(target: TargetLike = None) -> tvm.target.Target:
     ``{"kind": "llvm", "mcpu": "znver5"}``, a dict's JSON, or an old-style string such as
     ``"llvm -mcpu=znver5 -num-cores 2"`` (TVM 0.27 rejects that form; most published examples use it).
     An LLVM target without ``num-cores`` gets this machine's core count, one without ``mtriple`` the
-    host's, and one that names no CPU at all (no ``mcpu``, ``mtriple`` or ``mattr``) the host's ``mcpu``.
+    host's, and one that names no CPU (no ``mcpu`` or ``mattr``, and no ``mtriple`` or the host's, which
+    ``tvm.target.Target("llvm")`` fills in by itself) the host's ``mcpu``.
     """
     if target is None:
         return host_target()
@@ -73,8 +74,10 @@ def resolve_target(target: TargetLike = None) -> tvm.target.Target:
         config.setdefault("num-cores", host_cores())
         _positive_cores(config["num-cores"])
         host_triple, host_cpu = _host_attrs()
-        if "mcpu" not in config and "mtriple" not in config and "mattr" not in config:
-            config["mcpu"] = host_cpu  # {"kind": "llvm"} means "this CPU"
+        # {"kind": "llvm"} means "this CPU"; TVM itself fills in the host's mtriple (Target("llvm") has it), so
+        # the host's triple without mcpu or mattr names no CPU either
+        if "mcpu" not in config and "mattr" not in config and config.get("mtriple", host_triple) == host_triple:
+            config["mcpu"] = host_cpu
         config.setdefault("mtriple", host_triple)  # LLVM does not infer it once mcpu is set
     for key in ("tag", "keys"):
         if config.get(key) in ("", (), []):

@@ -1,0 +1,211 @@
+"""``search``: check the arguments, prepare the run folder, and run MetaSchedule's tuning on a thread."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import os
+import threading
+import time
+import traceback
+from typing import Any
+
+from .. import _quiet
+from .folder import read_config, reconcile, write_config
+from .run import SearchRun
+from .strategies import create_strategy
+
+__all__ = ["search"]
+
+COST_MODELS = ("xgb", "random")
+
+
+def search(
+    space: Any,
+    trials: int = 64,
+    *,
+    strategy: Any = "evolutionary",
+    work_dir: str | os.PathLike | None = None,
+    batch_size: int = 16,
+    seed: int = 1,
+    cost_model: Any = "xgb",
+    num_threads: int | None = None,
+    check: bool = True,
+    evaluator: Any = None,
+    rpc: Any = None,
+    build_timeout_s: float = 60,
+    run_timeout_s: float = 60,
+    **strategy_options: Any,
+) -> SearchRun:
+    """Start a search of ``trials`` measured candidates over ``space``; returns at once with the running run.
+
+    Parameters
+    ----------
+    space
+        An ``mx.Space``.
+    trials
+        Candidates to measure in this session (a folder that already has records continues from them).
+    strategy
+        ``"evolutionary"`` (default), ``"replay-trace"``, ``"replay-func"``, or a tvm ``SearchStrategy``; its
+        options (``population_size=...``, ``eps_greedy=...``) as keywords.
+    work_dir
+        The run's folder: MetaSchedule's JSON database, ``events.jsonl``, ``run.json``, logs. Default: a new
+        folder under ``./msexplore-runs``.
+    batch_size
+        Candidates per measured batch (MetaSchedule's ``num_trials_per_iter``); smaller means livelier progress.
+    cost_model
+        ``"xgb"`` (trained from the first batch on, not after 100 samples as TVM's default), ``"random"``, or a
+        tvm ``CostModel``.
+    check
+        Compare every candidate's outputs with the workload's reference; a mismatch is a recorded failure.
+    evaluator
+        A ``ms.runner.EvaluatorConfig`` for timing; ``rpc`` an ``mx.RPCSettings`` to measure through a tracker.
+    """
+    from ..space import Space
+
+    if not isinstance(space, Space):
+        raise TypeError(f"search expects an mx.Space, got {type(space).__name__}")
+    _positive_int("trials", trials)
+    _positive_int("batch_size", batch_size)
+    _positive_int("seed", seed)
+    if num_threads is not None:
+        _positive_int("num_threads", num_threads)
+    strategy_obj = create_strategy(strategy, strategy_options)
+    if isinstance(cost_model, str) and cost_model not in COST_MODELS:
+        raise ValueError(f"unknown cost_model {cost_model!r}; accepted: {list(COST_MODELS)} or a tvm CostModel")
+    space.require_design_spaces()
+    work_dir = _prepare_folder(work_dir, space)
+
+    previous = read_config(work_dir)
+    if previous is not None and previous["workload"] != space.workload.to_json():
+        raise ValueError(
+            f"{work_dir} holds a run of workload {previous['workload'].get('name')} "
+            f"{previous['workload'].get('params', '')}; this space is {space.workload!r}. Use another work_dir."
+        )
+    history, session = [], 0
+    if previous is not None:
+        history = reconcile(work_dir)
+        session = int(previous.get("sessions", 0))
+    config = {
+        "format": "msexplore.run",
+        "version": 1,
+        "workload": space.workload.to_json(),
+        "target": str(space.target),
+        "modules": [m.name for m in space.modules],
+        "strategy": strategy if isinstance(strategy, str) else type(strategy).__name__,
+        "strategy_options": strategy_options,
+        "trials": trials,
+        "batch_size": batch_size,
+        "seed": seed,
+        "cost_model": cost_model if isinstance(cost_model, str) else type(cost_model).__name__,
+        "check": check,
+        "rpc": None if rpc is None else rpc.describe(),
+        "sessions": session + 1,
+        "started": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    write_config(work_dir, config)
+    run = SearchRun(work_dir, config=config, space=space, session=session)
+    run._load_history(history)
+    run._cost_model = _cost_model(cost_model, batch_size, num_threads)
+    run.status = "running"
+    thread = threading.Thread(
+        target=_tune,
+        args=(run, strategy_obj, trials, batch_size, seed, num_threads, check, evaluator, rpc, build_timeout_s, run_timeout_s),
+        name=f"msexplore-search-{os.path.basename(work_dir)}",
+        daemon=True,
+    )
+    run._thread = thread
+    thread.start()
+    return run
+
+
+def _positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
+def _prepare_folder(work_dir: Any, space: Any) -> str:
+    if work_dir is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        work_dir = os.path.join("msexplore-runs", f"{space.workload.name}-{stamp}")
+    work_dir = os.path.abspath(os.fspath(work_dir))
+    if os.path.exists(work_dir) and not os.path.isdir(work_dir):
+        raise ValueError(f"work_dir {work_dir!r} is a file; give a folder (new or one of an earlier run)")
+    os.makedirs(work_dir, exist_ok=True)
+    return work_dir
+
+
+def _cost_model(spec: Any, batch_size: int, num_threads: int | None) -> Any:
+    from tvm.s_tir import meta_schedule as ms
+
+    if not isinstance(spec, str):
+        return spec
+    if spec == "random":
+        return ms.cost_model.RandomModel()
+    # TVM's default waits for 100 measured samples and predicts random numbers until then.
+    return ms.cost_model.XGBModel(
+        num_warmup_samples=batch_size, num_tuning_cores=num_threads or os.cpu_count() or 1, adaptive_training=True
+    )
+
+
+def _tune(
+    run: SearchRun,
+    strategy: Any,
+    trials: int,
+    batch_size: int,
+    seed: int,
+    num_threads: int | None,
+    check: bool,
+    evaluator: Any,
+    rpc: Any,
+    build_timeout_s: float,
+    run_timeout_s: float,
+) -> None:
+    from tvm.s_tir import meta_schedule as ms
+
+    from ..measure import make_builder, make_runner
+    from .guard import GuardedStrategy
+    from .hooks import Predict, Publish
+
+    space = run.space
+    try:
+        threads = num_threads or space.target.attrs.get("num-cores") or os.cpu_count() or 1
+        builder = make_builder(max_workers=int(threads), timeout_sec=build_timeout_s)
+        runner = make_runner(
+            space.workload,
+            check_dir=os.path.join(run.work_dir, "check"),
+            rpc=rpc,
+            evaluator=evaluator,
+            timeout_sec=run_timeout_s,
+            check=check,
+        )
+        callbacks = [Predict(run)] + list(ms.MeasureCallback.create("default")) + [Publish(run)]
+        run._started_at = time.time()
+        _quiet.install()  # tune_tir resets TVM's logger to DEBUG; set it back right before the call
+        ms.tune_tir(
+            space.workload.func,
+            space.target,
+            work_dir=run.work_dir,
+            max_trials_global=trials,
+            num_trials_per_iter=batch_size,
+            space=space.space_generator(),
+            strategy=GuardedStrategy(strategy, run),
+            builder=builder,
+            runner=runner,
+            database=ms.database.JSONDatabase(work_dir=run.work_dir),
+            cost_model=run._cost_model,
+            measure_callbacks=callbacks,
+            task_scheduler="round-robin",
+            num_tuning_cores=int(threads),
+            seed=seed,
+        )
+        run.status = "stopped" if run._stop_requested.is_set() else "done"
+    except BaseException as err:  # noqa: BLE001 - the thread must record why it ended
+        run.status = "failed"
+        run.error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
+    finally:
+        run._ended_at = time.time()
+        try:
+            run._write_status()
+        finally:
+            run._done.set()

@@ -1,0 +1,98 @@
+"""Trial events: one frozen record per measured candidate, appended to ``events.jsonl`` in the run's folder."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import threading
+import types
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["TrialEvent", "EventLog"]
+
+
+@dataclasses.dataclass(frozen=True)
+class TrialEvent:
+    """A measured candidate. Immutable: handed to subscribers on other threads as is.
+
+    ``latency_s`` is the median of ``latencies_s`` (seconds), ``None`` when the candidate failed; a candidate
+    whose outputs did not match the workload's reference is a failure with ``max_abs_error`` set.
+    """
+
+    index: int  # 0-based over every session of the run folder
+    session: int  # which mx.search call on this folder made it (0, 1, ...)
+    batch: int  # measured batch within the session
+    time_s: float  # seconds since the session started
+    timestamp: float  # Unix time when the batch was recorded
+    design_space: int  # -1 when the trace matches no design space of the space
+    decisions: Mapping[str, Any]
+    latencies_s: tuple[float, ...] = ()
+    latency_s: float | None = None
+    gflops: float | None = None
+    predicted: float | None = None  # the cost model's score before measuring (higher = faster); None untrained
+    build_error: str | None = None
+    run_error: str | None = None
+    max_abs_error: float | None = None
+    after_stop: bool = False  # measured in the batch TVM had already scheduled when stop() was called
+    trace: Any = dataclasses.field(default=None, repr=False, compare=False)  # trace JSON (see traces.trace_to_json)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "decisions", types.MappingProxyType(dict(self.decisions)))
+
+    @property
+    def ok(self) -> bool:
+        return self.latency_s is not None and self.build_error is None and self.run_error is None
+
+    @property
+    def error(self) -> str | None:
+        if self.build_error:
+            return f"build: {self.build_error}"
+        if self.run_error:
+            return f"run: {self.run_error}"
+        return None
+
+    def to_json(self) -> dict[str, Any]:
+        d = {f.name: getattr(self, f.name) for f in dataclasses.fields(self)}
+        d["decisions"] = {k: list(v) if isinstance(v, tuple) else v for k, v in self.decisions.items()}
+        d["latencies_s"] = list(self.latencies_s)
+        return d
+
+    @classmethod
+    def from_json(cls, d: Mapping[str, Any]) -> TrialEvent:
+        known = {f.name for f in dataclasses.fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["decisions"] = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(kw.get("decisions", {})).items()}
+        kw["latencies_s"] = tuple(kw.get("latencies_s", ()))
+        return cls(**kw)
+
+
+class EventLog:
+    """``events.jsonl``: appended a whole batch at a time and fsync'ed, read back tolerating a torn last line."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.fspath(path)
+        self._lock = threading.Lock()
+
+    def append(self, events: Iterable[TrialEvent]) -> None:
+        text = "".join(json.dumps(e.to_json()) + "\n" for e in events)
+        with self._lock, open(self.path, "a", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+
+    def read(self) -> tuple[list[TrialEvent], list[str]]:
+        """All complete events, and a description of every line that could not be read."""
+        if not os.path.exists(self.path):
+            return [], []
+        events, problems = [], []
+        with open(self.path, encoding="utf-8") as f:
+            for lineno, line in enumerate(f, start=1):
+                if not line.strip():
+                    continue
+                try:
+                    events.append(TrialEvent.from_json(json.loads(line)))
+                except (ValueError, TypeError, KeyError) as err:
+                    problems.append(f"{self.path}:{lineno}: {type(err).__name__}: {err}")
+        return events, problems

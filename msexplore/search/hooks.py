@@ -1,0 +1,94 @@
+"""MetaSchedule measure callbacks that turn each measured batch into TrialEvents (TVM's own hook, no patching).
+
+``Predict`` runs before TVM's default callbacks (so the cost model has not yet seen the batch); ``Publish``
+runs after them (so ``AddToDatabase`` has already appended the batch to the run's database when the events
+are written) and ends the task when a stop was requested.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.measure_callback import PyMeasureCallback
+
+from ..matching import match_trace
+from ..traces import trace_to_json
+from .events import TrialEvent
+
+if TYPE_CHECKING:
+    from .run import SearchRun
+
+__all__ = ["Predict", "Publish"]
+
+
+@derived_object
+class Predict(PyMeasureCallback):
+    def __init__(self, run: SearchRun) -> None:
+        self.run = run
+
+    def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
+        model = self.run._cost_model
+        self.run._predictions = None
+        if model is None or getattr(model, "booster", None) is None:
+            return
+        if model.data_size < model.num_warmup_samples:
+            return  # untrained: TVM's XGBModel would return random numbers
+        context = task_scheduler.tasks_[task_id].ctx
+        self.run._predictions = [float(x) for x in model.predict(context, list(candidates))]
+
+
+@derived_object
+class Publish(PyMeasureCallback):
+    def __init__(self, run: SearchRun) -> None:
+        self.run = run
+
+    def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
+        run = self.run
+        predictions = run._predictions or [None] * len(candidates)
+        now = time.time()
+        first = len(run.events)
+        events = [
+            _event(run, first + k, cand, b, r, predictions[k], now)
+            for k, (cand, b, r) in enumerate(zip(candidates, builder_results, runner_results))
+        ]
+        run._record_batch(events)
+        if run._stop_requested.is_set():
+            task_scheduler.terminate_task(task_id)
+
+
+def _event(run: SearchRun, index: int, cand: Any, b: Any, r: Any, predicted: float | None, now: float) -> TrialEvent:
+    from ..measure import parse_wrong_result
+
+    trace = cand.sch.trace
+    ds, decisions = match_trace(run.space, trace)
+    secs = tuple(float(x) for x in (r.run_secs or ()))
+    ok = b.error_msg is None and r.error_msg is None and secs and min(secs) < 1e9
+    latency = float(np.median(secs)) if ok else None
+    return TrialEvent(
+        index=index,
+        session=run.session,
+        batch=run._batch,
+        time_s=now - run._started_at,
+        timestamp=now,
+        design_space=-1 if ds is None else ds.index,
+        decisions=decisions,
+        latencies_s=secs if ok else (),
+        latency_s=latency,
+        gflops=None if latency is None else run.workload.flop / latency / 1e9,
+        predicted=predicted,
+        build_error=_clip(b.error_msg),
+        run_error=_clip(r.error_msg),
+        max_abs_error=parse_wrong_result(r.error_msg) if r.error_msg else None,
+        after_stop=run._stop_requested.is_set(),
+        trace=trace_to_json(trace),
+    )
+
+
+def _clip(text: str | None, limit: int = 4000) -> str | None:
+    if text is None:
+        return None
+    text = str(text)
+    return text if len(text) <= limit else text[: limit // 2] + "\n...\n" + text[-limit // 2 :]

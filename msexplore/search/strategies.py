@@ -1,0 +1,51 @@
+"""Search strategies by name, with their knobs checked before any work."""
+
+from __future__ import annotations
+
+import inspect
+from typing import Any, Literal
+
+from tvm.s_tir import meta_schedule as ms
+
+__all__ = ["STRATEGIES", "create_strategy", "StrategyName"]
+
+StrategyName = Literal["evolutionary", "replay-trace", "replay-func"]
+STRATEGIES: dict[str, type] = {
+    "evolutionary": ms.search_strategy.EvolutionarySearch,
+    "replay-trace": ms.search_strategy.ReplayTrace,
+    "replay-func": ms.search_strategy.ReplayFunc,
+}
+
+
+def knobs(name: str) -> dict[str, Any]:
+    """The strategy's options and their defaults."""
+    params = inspect.signature(STRATEGIES[name].__init__).parameters
+    return {k: p.default for k, p in params.items() if k != "self"}
+
+
+def create_strategy(strategy: Any, options: dict[str, Any] | None = None) -> Any:
+    """``"evolutionary" | "replay-trace" | "replay-func"`` (with ``options``) or a ready ``SearchStrategy``."""
+    options = dict(options or {})
+    if isinstance(strategy, ms.search_strategy.SearchStrategy):
+        if options:
+            raise ValueError(f"strategy options {sorted(options)} given with a ready strategy object; set them on it")
+        return strategy
+    if not isinstance(strategy, str) or strategy not in STRATEGIES:
+        raise ValueError(
+            f"unknown strategy {strategy!r}; accepted: {list(STRATEGIES)} or a tvm SearchStrategy object"
+        )
+    accepted = knobs(strategy)
+    unknown = sorted(set(options) - set(accepted))
+    if unknown:
+        raise ValueError(
+            f"strategy {strategy!r} has no option(s) {unknown}; its options are "
+            + ", ".join(f"{k}={v!r}" for k, v in accepted.items())
+        )
+    for key, value in options.items():
+        default = accepted[key]
+        if isinstance(default, (int, float)) and not isinstance(default, bool):
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
+                raise ValueError(f"strategy option {key} must be a non-negative number, got {value!r}")
+            if isinstance(default, int) and not isinstance(value, int):
+                raise ValueError(f"strategy option {key} must be an integer, got {value!r}")
+    return STRATEGIES[strategy](**options)
