@@ -5,6 +5,8 @@
 >>> samples = space.sample(50, seed=0)
 """
 
+from .export import Bundle, Kernel, load_kernel
+from .measure import Measurement, RPCSettings, measure
 from .modules import ModuleFailure, TransformModule, default_module_names, module, registered_modules, unregister
 from .random_variables import RandomVariable
 from .records import compare_runs, read_records
@@ -18,6 +20,12 @@ from .workloads import TensorSpec, Workload, workload, workload_names
 __version__ = "0.1.0"
 
 __all__ = [
+    "Bundle",
+    "Kernel",
+    "Measurement",
+    "RPCSettings",
+    "load_kernel",
+    "measure",
     "Candidate",
     "Progress",
     "SearchRun",

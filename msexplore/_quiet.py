@@ -20,7 +20,14 @@ def install() -> None:
     """Silence TVM's interactive output (idempotent); call again right before every tuning call."""
     global _installed
     for name in _LOGGERS:
-        logging.getLogger(name).setLevel(logging.WARNING)
+        logger = logging.getLogger(name)
+        logger.setLevel(logging.WARNING)
+        for handler in list(logger.handlers):
+            # TVM's tuning rebuilds its logging config from the names of this logger's handlers; an
+            # unnamed one (added by a host application or a test runner) makes that crash with
+            # "'NoneType' object has no attribute 'format'".
+            if handler.get_name() is None:
+                logger.removeHandler(handler)
     if not _installed:
         tvm.register_global_func("s_tir.meta_schedule.using_ipython", lambda: False, override=True)
         _installed = True

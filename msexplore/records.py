@@ -17,8 +17,11 @@ COLUMNS = [
 ]
 
 
-def events_frame(events: Sequence[Any]) -> pd.DataFrame:
-    """Events -> DataFrame with latency statistics and one column per decision."""
+def events_frame(events: Sequence[Any], *, workload: Any = None, target: Any = None) -> pd.DataFrame:
+    """Events -> DataFrame with latency statistics, one column per decision, and the trace (JSON) last.
+
+    ``df.attrs`` carries the workload (JSON) and target, so a cost model can replay the traces.
+    """
     names: list[str] = []
     for e in events:
         names += [n for n in e.decisions if n not in names]
@@ -45,8 +48,13 @@ def events_frame(events: Sequence[Any]) -> pd.DataFrame:
             "after_stop": e.after_stop,
         }
         row.update({n: e.decisions.get(n) for n in names})
+        row["trace"] = e.trace
         rows.append(row)
-    df = pd.DataFrame(rows, columns=COLUMNS + names)
+    df = pd.DataFrame(rows, columns=COLUMNS + names + ["trace"])
+    if workload is not None:
+        df.attrs["workload"] = workload.to_json()
+    if target is not None:
+        df.attrs["target"] = str(target)
     for col in ("latency_s", "latency_min_s", "latency_max_s", "latency_std_s", "gflops", "predicted", "max_abs_error"):
         df[col] = df[col].astype(float)
     return df

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as _dt
 import json
 import os
@@ -99,7 +100,7 @@ def search(
         "seed": seed,
         "cost_model": cost_model if isinstance(cost_model, str) else type(cost_model).__name__,
         "check": check,
-        "rpc": None if rpc is None else rpc.describe(),
+        "rpc": None if rpc is None else dataclasses.asdict(rpc),
         "sessions": session + 1,
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
     }

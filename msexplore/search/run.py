@@ -126,7 +126,7 @@ class SearchRun:
         """One row per measured candidate (failures included): decisions, latency statistics, errors, times."""
         from ..records import events_frame
 
-        return events_frame(self.events)
+        return events_frame(self.events, workload=self.workload, target=self.config["target"])
 
     @property
     def best(self) -> Any:

@@ -1,0 +1,291 @@
+"""The search engine on real TVM with tiny budgets: events, stop, resume, reopen, crash recovery, faults."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+import time
+
+import pytest
+
+import msexplore as mx
+from msexplore.search.folder import RECORDS_FILE, database_lines
+
+SMALL = dict(population_size=32, init_min_unmeasured=8)
+
+
+@pytest.fixture(scope="module")
+def space():
+    return mx.Space(mx.workload("GMM", n=64, m=64, k=64))
+
+
+def _decision_keys(records):
+    names = [c for c in records.columns if "." in c]
+    return [tuple(row) for row in records[["design_space", *names]].itertuples(index=False)]
+
+
+@pytest.fixture(scope="module")
+def finished(space, tmp_path_factory):
+    """One 16-trial search shared by the read-only tests, with a subscriber that records batch sizes."""
+    work_dir = tmp_path_factory.mktemp("runs") / "gmm"
+    started = time.perf_counter()
+    run = mx.search(space, trials=16, batch_size=8, work_dir=work_dir, **SMALL)
+    returned_after = time.perf_counter() - started
+    batches: list[int] = []
+    run.subscribe(lambda batch: batches.append(len(batch)))
+    run.wait()
+    return run, returned_after, batches
+
+
+def test_search_returns_at_once_and_publishes_whole_batches(finished):
+    run, returned_after, batches = finished
+    assert returned_after < 2.0, "search() must return before measuring"
+    assert run.status == "done", run.error
+    assert len(run.events) == 16
+    # every batch arrives whole (8 + 8); a subscriber attached a moment late may miss the first one
+    assert batches in ([8, 8], [8]), batches
+    assert [e.index for e in run.events] == list(range(16))
+
+
+def test_events_are_frozen_and_on_disk(finished):
+    run, _, _ = finished
+    event = run.events[0]
+    with pytest.raises(Exception):
+        event.latency_s = 1.0  # frozen dataclass
+    with pytest.raises(TypeError):
+        event.decisions["x"] = 1  # read-only mapping
+    lines = open(os.path.join(run.work_dir, "events.jsonl")).read().splitlines()
+    assert len(lines) == 16
+    assert json.loads(lines[3])["index"] == 3
+    assert len(database_lines(run.work_dir)) == 16  # every event has its MetaSchedule record
+
+
+def test_events_carry_decisions_by_name(finished, space):
+    run, _, _ = finished
+    names = {rv.name for ds in space.design_spaces for rv in ds.random_variables}
+    for event in run.events:
+        assert event.design_space >= 0
+        assert set(event.decisions) <= names and "Z.tile_i" in event.decisions
+        assert len(event.decisions["Z.tile_i"]) == 4
+
+
+def test_best_is_the_fastest_verified_candidate(finished):
+    run, _, _ = finished
+    best = run.best
+    ok = [e for e in run.events if e.ok]
+    assert best.latency_s == min(e.latency_s for e in ok)
+    assert best.verified
+    assert best.gflops == pytest.approx(run.workload.flop / best.latency_s / 1e9)
+    assert "T.prim_func" in best.tir and "sch.sample_perfect_tile" in best.python()
+
+
+def test_records_frame(finished):
+    run, _, _ = finished
+    df = run.records
+    assert len(df) == 16 and df["trial"].tolist() == list(range(16))
+    assert df["ok"].all()
+    assert (df["latency_min_s"] <= df["latency_s"]).all() and (df["latency_s"] <= df["latency_max_s"]).all()
+    assert "Z.tile_i" in df.columns and df.attrs["workload"]["name"] == "GMM"
+
+
+def test_progress(finished):
+    run, _, _ = finished
+    p = run.progress
+    assert (p.status, p.trials_done, p.trials_total, p.failures) == ("done", 16, 16, 0)
+    assert p.best_latency_s == run.best.latency_s and p.eta_s is None
+    assert "16/16 trials" in str(p)
+
+
+def test_open_run_gives_the_same_history(finished):
+    run, _, _ = finished
+    again = mx.open_run(run.work_dir)
+    assert again.status == "done"
+    assert [e.to_json() for e in again.events] == [e.to_json() for e in run.events]
+    assert again.best.latency_s == run.best.latency_s
+    assert again.best.tir == run.best.tir
+
+
+def test_resume_continues_without_remeasuring(space, tmp_path):
+    work_dir = tmp_path / "resume"
+    first = mx.search(space, trials=8, batch_size=8, work_dir=work_dir, **SMALL).wait()
+    assert first.status == "done", first.error
+    second = mx.search(space, trials=8, batch_size=8, work_dir=work_dir, **SMALL).wait()
+    assert second.status == "done", second.error
+    assert len(second.events) == 16
+    assert [e.session for e in second.events] == [0] * 8 + [1] * 8
+    keys = _decision_keys(second.records)
+    assert len(set(keys)) == len(keys), "a program of the first session was measured again"
+    assert len(database_lines(str(work_dir))) == 16
+
+
+def test_stop_returns_within_a_batch_and_keeps_records(space, tmp_path):
+    first_batch = threading.Event()
+    run = mx.search(space, trials=200, batch_size=8, work_dir=tmp_path / "stop", **SMALL)
+    run.subscribe(lambda batch: first_batch.set())
+    assert first_batch.wait(120), "no batch within 2 minutes"
+    run.stop(timeout=120)
+    assert not run.running
+    assert run.status == "stopped"
+    n = len(run.events)
+    assert 8 <= n <= 24, n  # the batch being measured, and at most one TVM had already scheduled
+    assert len(database_lines(run.work_dir)) == n
+    assert mx.open_run(run.work_dir).status == "stopped"
+
+
+def test_subscriber_exception_is_reported_and_search_goes_on(space, tmp_path):
+    run = mx.search(space, trials=16, batch_size=8, work_dir=tmp_path / "sub", **SMALL)
+
+    def broken(batch):
+        raise RuntimeError("subscriber bug")
+
+    run.subscribe(broken)
+    run.wait()
+    assert run.status == "done" and len(run.events) == 16
+    assert run.subscriber_errors and "subscriber bug" in run.subscriber_errors[0]
+
+
+def test_wrong_results_are_recorded_failures(tmp_path):
+    import dataclasses
+
+    from tvm import te
+
+    gmm = mx.workload("GMM", n=32, m=32, k=32)
+    a = te.placeholder((1, 32, 32), name="X")
+    b = te.placeholder((1, 32, 32), name="Y")
+    k = te.reduce_axis((0, 32), name="k")
+    off_by_one = te.compute((1, 32, 32), lambda n, i, j: te.sum(a[n, i, k] * b[n, k, j] + 1.0, axis=k), name="Z")
+    # named GMM (numpy reference) but a kernel computing something else: every candidate must be rejected
+    liar = dataclasses.replace(gmm, func=mx.workload([a, b, off_by_one]).func)
+    run = mx.search(mx.Space(liar), trials=8, batch_size=8, work_dir=tmp_path / "wrong", **SMALL).wait()
+    assert run.status == "done", run.error
+    assert len(run.events) == 8
+    assert all(not e.ok and "wrong result" in e.run_error for e in run.events)
+    assert all(e.max_abs_error == pytest.approx(32.0, rel=1e-3) for e in run.events)
+    assert run.best is None
+    assert run.progress.failures == 8
+
+
+def test_build_failure_is_a_recorded_failure(tmp_path):
+    @mx.module(name="bind_to_gpu_thread", scope="program")
+    def bind_to_gpu_thread(sch):
+        loops = sch.get_loops(sch.get_sblock("Z"))
+        sch.bind(loops[1], "threadIdx.x")  # legal TIR, but LLVM cannot build it
+
+    space = mx.Space(mx.workload("GMM", n=32, m=32, k=32), modules=["bind_to_gpu_thread"])
+    run = mx.search(space, trials=1, batch_size=1, work_dir=tmp_path / "build", strategy="replay-trace").wait()
+    assert run.status == "done", run.error
+    assert len(run.events) == 1 and run.events[0].build_error
+    assert run.best is None
+
+
+def test_module_failing_in_one_branch_does_not_stop_the_search(tmp_path):
+    @mx.module(name="no_cached_writes")
+    def no_cached_writes(sch, block):
+        if sch.get(block).name_hint != "Z":
+            return [sch]
+        blocks = [sch.get(b).name_hint for b in sch.get_child_blocks(sch.get_sblock("root"))]
+        if "Z_global" in blocks:  # multi-level tiling made this branch with a write cache
+            raise RuntimeError("this module does not handle a cached write")
+        return [sch]
+
+    space = mx.Space(mx.workload("GMM", n=32, m=32, k=32), modules=["default", "no_cached_writes"])
+    assert len(space.design_spaces) == 1 and len(space.failures) == 2
+    assert {f.module for f in space.failures} == {"no_cached_writes"}
+    assert "does not handle a cached write" in space.failures[0].traceback
+    run = mx.search(space, trials=8, batch_size=8, work_dir=tmp_path / "fork", **SMALL).wait()
+    assert run.status == "done", run.error
+    assert sum(e.ok for e in run.events) == 8
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"trials": 0}, "trials must be a positive integer"),
+        ({"trials": 8, "strategy": "annealing"}, r"unknown strategy 'annealing'; accepted: \['evolutionary'"),
+        ({"trials": 8, "population": 3}, r"has no option\(s\) \['population'\]; its options are population_size="),
+        ({"trials": 8, "cost_model": "mlp"}, r"unknown cost_model 'mlp'; accepted: \['xgb', 'random'\]"),
+        ({"trials": 8, "batch_size": -1}, "batch_size must be a positive integer"),
+    ],
+)
+def test_bad_arguments_fail_before_any_work(space, tmp_path, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        mx.search(space, work_dir=tmp_path / "bad", **kwargs)
+    assert not (tmp_path / "bad").exists()
+
+
+def test_work_dir_that_is_a_file(space, tmp_path):
+    path = tmp_path / "a_file"
+    path.write_text("x")
+    with pytest.raises(ValueError, match="is a file"):
+        mx.search(space, trials=8, work_dir=path)
+
+
+def test_work_dir_of_another_workload(space, tmp_path, finished):
+    run, _, _ = finished
+    other = mx.Space(mx.workload("GMM", n=32, m=32, k=32))
+    with pytest.raises(ValueError, match="holds a run of workload GMM"):
+        mx.search(other, trials=8, work_dir=run.work_dir)
+
+
+def test_open_run_on_a_folder_that_is_not_a_run(tmp_path):
+    with pytest.raises(ValueError, match="not the folder of an mx.search run"):
+        mx.open_run(tmp_path)
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys, time
+    import msexplore as mx
+    space = mx.Space(mx.workload("GMM", n=64, m=64, k=64))
+    run = mx.search(space, trials=400, batch_size=8, work_dir=sys.argv[1], population_size=32, init_min_unmeasured=8)
+    run.wait()
+    """
+)
+
+
+def test_killed_process_loses_no_measured_record(tmp_path, space):
+    work_dir = tmp_path / "killed"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(work_dir)])
+    events = work_dir / "events.jsonl"
+    deadline = time.time() + 240
+    try:
+        while time.time() < deadline:
+            if events.exists() and len(events.read_text().splitlines()) >= 16:
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the child search measured nothing in 4 minutes")
+        os.kill(child.pid, signal.SIGKILL)  # mid-search: a batch is usually being built or measured
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    measured = len(database_lines(str(work_dir)))
+    run = mx.open_run(work_dir, space=space)
+    assert run.status == "interrupted"
+    assert len(run.events) == measured >= 16  # every record in the database is an event, none lost
+    assert len((work_dir / "events.jsonl").read_text().splitlines()) == measured
+    resumed = mx.search(space, trials=8, batch_size=8, work_dir=work_dir, **SMALL).wait()
+    assert resumed.status == "done", resumed.error
+    assert len(resumed.events) == measured + 8
+    keys = _decision_keys(resumed.records[resumed.records["session"] == 1])
+    earlier = set(_decision_keys(resumed.records[resumed.records["session"] == 0]))
+    assert not earlier & set(keys)
+
+
+def test_search_through_an_rpc_tracker(space, tmp_path):
+    from tvm.s_tir.meta_schedule.testing.local_rpc import LocalRPC
+
+    from msexplore.measure import RPCSettings
+
+    with LocalRPC(tracker_key="msx-test", silent=True) as rpc:
+        settings = RPCSettings(host=rpc.tracker_host, port=rpc.tracker_port, key=rpc.tracker_key)
+        run = mx.search(space, trials=8, batch_size=8, work_dir=tmp_path / "rpc", rpc=settings, **SMALL).wait()
+    assert run.status == "done", run.error
+    assert len(run.events) == 8 and all(e.ok for e in run.events)
+    assert run.config["rpc"] is not None
