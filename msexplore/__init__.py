@@ -58,3 +58,12 @@ __all__ = [
     "workload",
     "workload_names",
 ]
+
+
+def __getattr__(name: str):  # the notebook layer loads only when asked for (scripts never import ipywidgets)
+    if name in ("ui", "figures"):
+        import importlib
+
+        return importlib.import_module(f"{__name__}.{name}")
+    raise AttributeError(f"module 'msexplore' has no attribute {name!r}")
+
