@@ -5,6 +5,7 @@
 >>> samples = space.sample(50, seed=0)
 """
 
+from .cost_model import CostModel, NotFittedError, Quality
 from .export import Bundle, Kernel, load_kernel
 from .measure import Measurement, RPCSettings, measure
 from .modules import ModuleFailure, TransformModule, default_module_names, module, registered_modules, unregister
@@ -20,6 +21,9 @@ from .workloads import TensorSpec, Workload, workload, workload_names
 __version__ = "0.1.0"
 
 __all__ = [
+    "CostModel",
+    "NotFittedError",
+    "Quality",
     "Bundle",
     "Kernel",
     "Measurement",
