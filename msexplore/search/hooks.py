@@ -30,6 +30,13 @@ class Predict(PyMeasureCallback):
         self.run = run
 
     def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
+        started = time.perf_counter()
+        try:
+            self._predict(task_scheduler, task_id, candidates)
+        finally:
+            self.run._predict_seconds += time.perf_counter() - started
+
+    def _predict(self, task_scheduler: Any, task_id: int, candidates: Any) -> None:
         model = self.run._cost_model
         self.run._predictions = None
         if model is None or getattr(model, "booster", None) is None:
@@ -46,6 +53,13 @@ class Publish(PyMeasureCallback):
         self.run = run
 
     def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
+        started = time.perf_counter()
+        try:
+            self._publish(task_scheduler, task_id, candidates, builder_results, runner_results)
+        finally:
+            self.run._hook_seconds += time.perf_counter() - started
+
+    def _publish(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
         run = self.run
         predictions = run._predictions or [None] * len(candidates)
         now = time.time()

@@ -78,6 +78,8 @@ class SearchRun:
         self._predictions: list[float] | None = None
         self._cost_model: Any = None
         self._workload: Any = None
+        self._hook_seconds = 0.0  # time in the live-progress plumbing: events, disk, subscribers (benchmarks)
+        self._predict_seconds = 0.0  # time scoring each batch with the cost model before it is measured
 
     # ---- reading ----
     @property
