@@ -69,7 +69,8 @@ class Publish(PyMeasureCallback):
             for k, (cand, b, r) in enumerate(zip(candidates, builder_results, runner_results))
         ]
         run._record_batch(events)
-        if run._stop_requested.is_set():
+        if run._stop_requested.is_set() and not task_scheduler.tasks_[task_id].is_terminated:
+            # (the strategy wrapper may already have ended the task; terminating twice is a TVM error)
             task_scheduler.terminate_task(task_id)
 
 

@@ -184,7 +184,11 @@ class SearchRun:
     def wait(self, timeout: float | None = None) -> SearchRun:
         """Block until the search ends (or ``timeout`` seconds pass); re-raises nothing, see ``status``/``error``."""
         if self._thread is not None:
-            self._thread.join(timeout)
+            # Event.wait first: a KeyboardInterrupt inside Thread.join (Python 3.11) leaves the thread marked
+            # finished while it still runs. The join then lets the thread finish tearing down TVM objects, so
+            # a process that exits right after wait() does not abort.
+            if self._done.wait(timeout):
+                self._thread.join(5)
         return self
 
     @property

@@ -1,0 +1,548 @@
+"""``msexplore`` on the command line: tune, show and export over the same calls the notebooks make.
+
+``main(argv)`` parses, runs one subcommand and returns the exit code (the console script calls
+``sys.exit(main())``). Results go to stdout (text, or JSON with ``--json``); progress and errors go to stderr.
+
+Exit codes
+----------
+0    done
+2    bad input: a usage error, an unknown workload or module, a bad ``--shape``/``--target``, a work dir that is
+     a file or holds no run, an export folder that exists without ``--overwrite`` (one line on stderr)
+3    the search failed, or there is no valid candidate to export
+130  interrupted (Ctrl-C): the search stopped after the batch it was measuring; every record is kept
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import dataclasses
+import json
+import math
+import os
+import sys
+import traceback
+from collections.abc import Iterator, Sequence
+from typing import Any, TextIO
+
+import msexplore as mx  # called as mx.search(...) etc.: the notebooks' functions, patchable in tests
+from msexplore.measure import RPCSettings
+from msexplore.modules import resolve_modules
+from msexplore.search import STRATEGIES
+from msexplore.search.driver import COST_MODELS
+
+__all__ = ["main", "EXIT_OK", "EXIT_USAGE", "EXIT_FAILED", "EXIT_INTERRUPTED"]
+
+EXIT_OK, EXIT_USAGE, EXIT_FAILED, EXIT_INTERRUPTED = 0, 2, 3, 130
+
+
+class UsageError(Exception):
+    """Bad input: reported as one line on stderr, exit code 2."""
+
+
+class SearchFailed(Exception):
+    """The search failed or found nothing valid: reported on stderr, exit code 3."""
+
+
+@contextlib.contextmanager
+def _bad_input(what: str = "") -> Iterator[None]:
+    """The library raises ValueError/TypeError (and FileExistsError) for arguments it rejects: that is bad input."""
+    try:
+        yield
+    except (ValueError, TypeError, FileExistsError, FileNotFoundError) as err:
+        raise UsageError(f"{what}{err}") from err
+
+
+# ---- the parser ----
+def build_parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+    common.add_argument("--debug", action="store_true", help="show the Python traceback of every error")
+
+    parser = argparse.ArgumentParser(
+        prog="msexplore",
+        description="Explore, tune and export TVM MetaSchedule kernels (the notebooks' calls, headless).",
+        epilog="Exit codes: 0 ok, 2 bad input, 3 search failed or no valid candidate, 130 interrupted.",
+    )
+    parser.add_argument("--version", action="version", version=f"%(prog)s {mx.__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    tune = commands.add_parser(
+        "tune",
+        parents=[common],
+        help="search a workload's schedules and keep the records in a work dir",
+        description="Search a workload's schedules with MetaSchedule. Running it again on the same --work-dir "
+        "continues from the records there. Ctrl-C stops after the batch being measured (exit 130).",
+    )
+    tune.add_argument("workload", metavar="WORKLOAD", help="an operator name: GMM, C2D, ... (see `msexplore workloads`)")
+    tune.add_argument("--shape", action="append", default=[], metavar="K=V,...",
+                      help="shape parameters, e.g. n=512,m=512,k=512 (the rest keep their defaults)")
+    tune.add_argument("--trials", type=_positive, default=64, metavar="N", help="candidates to measure in this session (64)")
+    tune.add_argument("--work-dir", metavar="DIR",
+                      help="the run's folder (new, or an earlier run's to continue); default ./msexplore-runs/NAME-TIME")
+    tune.add_argument("--strategy", choices=list(STRATEGIES), default="evolutionary", help="search strategy (evolutionary)")
+    tune.add_argument("--strategy-option", action="append", default=[], metavar="K=V,...",
+                      help="strategy options, e.g. population_size=32,init_min_unmeasured=8 (TVM's names)")
+    tune.add_argument("--batch-size", type=_positive, default=16, metavar="N", help="candidates per measured batch (16)")
+    tune.add_argument("--seed", type=_positive, default=1, metavar="N", help="random seed of the search (1)")
+    tune.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (xgb)")
+    tune.add_argument("--target", metavar="TARGET",
+                      help="'llvm -mcpu=znver5 -num-cores 2' or a JSON dict; default: this machine's CPU")
+    tune.add_argument("--modules", default="default", metavar="NAME,...",
+                      help="transformation modules, comma-separated: 'default' or default module names (default)")
+    tune.add_argument("--export", metavar="DIR", help="export the best kernel to DIR when the search ends")
+    tune.add_argument("--overwrite", action="store_true", help="with --export: replace DIR if it exists")
+    tune.add_argument("--rpc-tracker", metavar="HOST:PORT",
+                      help="measure on a device from this RPC tracker; 'env' reads TVM_TRACKER_HOST/PORT/KEY")
+    tune.add_argument("--rpc-key", metavar="KEY", help="the device key registered with the tracker")
+    tune.add_argument("--no-check", action="store_true",
+                      help="do not compare each candidate's outputs with the workload's reference")
+    tune.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    tune.set_defaults(handler=_tune)
+
+    show = commands.add_parser(
+        "show", parents=[common], help="a run's status, config, trials, failures and best candidates",
+        description="Show the run in WORK_DIR: status, config, trials, failures, the best candidates.",
+    )
+    show.add_argument("work_dir", metavar="WORK_DIR", help="the folder of a run (tune --work-dir)")
+    show.add_argument("--top", type=_positive, default=5, metavar="K", help="rows of the best-candidates table (5)")
+    show.set_defaults(handler=_show)
+
+    export = commands.add_parser(
+        "export", parents=[common], help="export a run's best kernel as a bundle that loads without msexplore's state",
+        description="Compile, check and write the best candidate of WORK_DIR to OUT_DIR (kernel.so, schedule.py, "
+        "trace, record, manifest.json); load it with msexplore.export.load_kernel.",
+    )
+    export.add_argument("work_dir", metavar="WORK_DIR", help="the folder of a run (tune --work-dir)")
+    export.add_argument("out_dir", metavar="OUT_DIR", help="the bundle folder to write")
+    export.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
+    export.set_defaults(handler=_export)
+
+    workloads = commands.add_parser(
+        "workloads", parents=[common], help="the named operators, their shape parameters and defaults",
+        description="List the named operators with their shape parameters (defaults) and arguments.",
+    )
+    workloads.add_argument("names", nargs="*", metavar="NAME", help="only these operators")
+    workloads.set_defaults(handler=_workloads)
+
+    # ---- `msexplore lab` goes here (another change adds it): commands.add_parser("lab", ...) ----
+    return parser
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {value}")
+    return value
+
+
+# ---- entry point ----
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run ``msexplore`` with ``argv`` (default ``sys.argv[1:]``); returns the exit code."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exit_:  # --help, --version, or a usage error argparse already printed
+        return exit_.code if isinstance(exit_.code, int) else EXIT_USAGE
+    err = sys.stderr
+    try:
+        return args.handler(args, sys.stdout, err)
+    except UsageError as error:
+        _report(args, error, err)
+        return EXIT_USAGE
+    except SearchFailed as error:
+        _report(args, error, err)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        print(f"msexplore {args.command}: interrupted", file=err)
+        return EXIT_INTERRUPTED
+
+
+def _report(args: argparse.Namespace, error: Exception, err: TextIO) -> None:
+    if args.debug:
+        traceback.print_exception(error.__cause__ or error, file=err)
+    print(f"msexplore {args.command}: error: {error}", file=err)
+
+
+# ---- tune ----
+def _tune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    # every cheap check first: building the space costs seconds (TVM imports its intrinsics once per process)
+    params = parse_shape(args.shape)
+    strategy_options = parse_options(args.strategy_option)
+    with _bad_input():
+        workload = mx.workload(args.workload, **params)
+    with _bad_input("--target: "):
+        target = mx.resolve_target(args.target)
+    rpc = _rpc_settings(args.rpc_tracker, args.rpc_key)
+    modules = [name.strip() for name in args.modules.split(",") if name.strip()]
+    if not modules:
+        raise UsageError("--modules: give at least one module name, e.g. 'default'")
+    with _bad_input("--modules: "):
+        resolve_modules(modules, target.kind.name)
+    if args.overwrite and not args.export:
+        raise UsageError("--overwrite applies to --export DIR; give --export too")
+    if args.work_dir and os.path.isfile(args.work_dir):
+        raise UsageError(f"--work-dir {args.work_dir!r} is a file; give a folder (new or one of an earlier run)")
+    if args.export:
+        _check_export_target(args.export, args.overwrite)
+
+    if not args.quiet:
+        print(f"[msexplore] building the search space of {workload!r}", file=err, flush=True)
+    with _bad_input():
+        space = mx.Space(workload, modules=modules, target=target)
+    try:
+        with _bad_input():
+            run = mx.search(
+                space, args.trials, strategy=args.strategy, work_dir=args.work_dir, batch_size=args.batch_size,
+                seed=args.seed, cost_model=args.cost_model, check=not args.no_check, rpc=rpc,
+                **strategy_options,
+            )
+    except mx.SpaceError as error:
+        raise SearchFailed(str(error)) from error
+
+    if not args.quiet:
+        _print_start(run, space, err)
+        unsubscribe = run.subscribe(lambda batch: print(f"[msexplore] {run.progress}", file=err, flush=True))
+    interrupted = _wait_or_stop(run, err)
+    if not args.quiet:
+        unsubscribe()
+
+    exported, export_error = None, None
+    best = run.best
+    failed = run.status == "failed"
+    if args.export and not interrupted and not failed and best is not None:
+        try:
+            exported = _export_best(best, args.export, args.overwrite)
+        except (UsageError, SearchFailed) as error:  # reported after the summary: the search itself went well
+            export_error = error
+    summary = _tune_summary(run, best, exported, interrupted)
+    summary["export_error"] = None if export_error is None else str(export_error)
+    if args.json:
+        _print_json(summary, out)
+    else:
+        _print_tune_summary(summary, out)
+    if interrupted:
+        if failed:
+            print(f"msexplore tune: the search failed while stopping: {_last_line(run.error)}", file=err)
+        if args.export:
+            print(f"msexplore tune: interrupted, nothing exported; later: msexplore export {run.work_dir} "
+                  f"{args.export}", file=err)
+        return EXIT_INTERRUPTED
+    if failed:
+        raise SearchFailed(f"the search failed: {_last_line(run.error)} (full text in {run.work_dir}/status.json)")
+    if best is None:
+        raise SearchFailed(_no_valid_candidate(run))
+    if export_error is not None:
+        raise export_error
+    return EXIT_OK
+
+
+def _export_best(best: Any, path: str, overwrite: bool) -> Any:
+    """``best.export``; a folder in the way is bad input (2), a kernel that fails its check a failure (3)."""
+    try:
+        return best.export(path, overwrite=overwrite)
+    except FileExistsError as error:
+        raise UsageError(f"export: {error}") from error
+    except (ValueError, TypeError) as error:
+        raise SearchFailed(f"export of trial {best.index} failed: {error}") from error
+
+
+def parse_shape(items: Sequence[str]) -> dict[str, int]:
+    """``["n=512,m=512", "k=64"]`` -> ``{"n": 512, "m": 512, "k": 64}``; UsageError on anything else."""
+    return {key: _number(value, "--shape", key, integer=True) for key, value in _pairs(items, "--shape")}
+
+
+def parse_options(items: Sequence[str]) -> dict[str, int | float]:
+    """``["population_size=32,eps_greedy=0.1"]`` -> ``{"population_size": 32, "eps_greedy": 0.1}``."""
+    return {key: _number(value, "--strategy-option", key) for key, value in _pairs(items, "--strategy-option")}
+
+
+def _pairs(items: Sequence[str], flag: str) -> Iterator[tuple[str, str]]:
+    for item in items:
+        for part in item.split(","):
+            key, eq, value = (text.strip() for text in part.partition("="))
+            if not eq or not key or not value:
+                raise UsageError(f"{flag}: expected KEY=VALUE pairs separated by commas (n=512,m=512), got {item!r}")
+            yield key, value
+
+
+def _number(text: str, flag: str, key: str, *, integer: bool = False) -> int | float:
+    try:
+        return int(text)
+    except ValueError:
+        if not integer:
+            try:
+                return float(text)
+            except ValueError:
+                pass
+    raise UsageError(f"{flag}: {key}={text!r} is not {'an integer' if integer else 'a number'}")
+
+
+def _rpc_settings(tracker: str | None, key: str | None) -> RPCSettings | None:
+    if tracker is None:
+        if key is not None:
+            raise UsageError("--rpc-key needs --rpc-tracker HOST:PORT (or --rpc-tracker env)")
+        return None
+    if tracker == "env":
+        with _bad_input("--rpc-tracker env: "):
+            settings = RPCSettings.from_env()
+        return settings if key is None else dataclasses.replace(settings, key=key)
+    host, colon, port = tracker.rpartition(":")
+    if not colon or not host or not port.isdigit():
+        raise UsageError(f"--rpc-tracker: expected HOST:PORT (e.g. 127.0.0.1:9190) or 'env', got {tracker!r}")
+    if key is None:
+        raise UsageError("--rpc-tracker needs --rpc-key KEY, the device key registered with the tracker")
+    with _bad_input("--rpc-tracker: "):
+        return RPCSettings(host, int(port), key)
+
+
+def _check_export_target(path: str, overwrite: bool) -> None:
+    if os.path.isfile(path):
+        raise UsageError(f"export folder {path!r} is a file; choose another path for the kernel bundle")
+    if os.path.exists(path) and not overwrite:
+        raise UsageError(f"export folder {path!r} already exists; pass --overwrite to replace it")
+
+
+def _wait_or_stop(run: Any, err: TextIO) -> bool:
+    """Wait for the search; on Ctrl-C stop it cooperatively. Returns whether it was interrupted."""
+    interrupted = False
+    try:
+        _wait_until_done(run)
+    except KeyboardInterrupt:
+        interrupted = True
+        print("\n[msexplore] stopping after the batch being measured; every record is kept "
+              "(Ctrl-C again to quit now)", file=err, flush=True)
+        run.stop(wait=False)
+        try:
+            _wait_until_done(run)
+        except KeyboardInterrupt:
+            print("[msexplore] quitting now; the batch being measured is lost", file=err, flush=True)
+            sys.stdout.flush()
+            os._exit(EXIT_INTERRUPTED)  # the search thread is inside TVM: a normal exit would abort the process
+    run.wait()  # the thread unwinds TVM's tuning objects just after it reports done; exiting sooner aborts
+    return interrupted
+
+
+def _wait_until_done(run: Any) -> None:
+    """Short waits on the run's done event, so Ctrl-C is handled at once.
+
+    Not ``run.wait()``: on Python 3.11 a KeyboardInterrupt that lands inside ``Thread.join`` marks the running
+    thread as finished (CPython's ``_wait_for_tstate_lock``), and nothing waits for it afterwards.
+    """
+    while not run._done.wait(0.2):
+        pass
+
+
+def _print_start(run: Any, space: Any, err: TextIO) -> None:
+    cfg = run.config
+    print(f"[msexplore] tuning on {_target_text(space.target)}; {cfg['trials']} trials in batches of {cfg['batch_size']}, "
+          f"{cfg['strategy']}, seed {cfg['seed']}; work dir {run.work_dir}", file=err)
+    before = run.progress.measured_in_folder
+    if before:
+        print(f"[msexplore] continuing: the work dir already holds {before} measured candidates", file=err)
+    err.flush()
+
+
+def _tune_summary(run: Any, best: Any, exported: Any, interrupted: bool) -> dict[str, Any]:
+    progress = run.progress
+    return {
+        "status": run.status,
+        "interrupted": interrupted,
+        "workload": run.workload.to_json(),
+        "work_dir": run.work_dir,
+        "trials": progress.trials_done,
+        "trials_budget": progress.trials_total,
+        "measured_in_folder": progress.measured_in_folder,
+        "failures": progress.failures,
+        "best_latency_s": progress.best_latency_s,
+        "best_gflops": progress.best_gflops,
+        "best": _candidate_json(best),
+        "elapsed_s": progress.elapsed_s,
+        "export": None if exported is None else str(os.path.abspath(exported.path)),
+        "error": run.error,
+    }
+
+
+def _print_tune_summary(summary: dict[str, Any], out: TextIO) -> None:
+    folder = summary["measured_in_folder"]
+    print(f"status: {summary['status']}, {summary['trials']}/{summary['trials_budget']} trials this session "
+          f"({folder} in the work dir), {summary['failures']} failed, {summary['elapsed_s']:.0f} s", file=out)
+    print(f"best: {_best_text(summary['best'])}", file=out)
+    print(f"work dir: {summary['work_dir']}", file=out)
+    if summary["export"]:
+        print(f"exported: {summary['export']}", file=out)
+
+
+# ---- show ----
+def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _bad_input():
+        run = mx.open_run(args.work_dir)
+    records = run.records.drop(columns=["trace"], errors="ignore")
+    records["ok"] = records["ok"].astype(bool)
+    ok = records[records["ok"]].sort_values("latency_s").head(args.top)
+    failures = records[~records["ok"]]
+    kinds = {
+        "build": int(failures["build_error"].notna().sum()),
+        "wrong_result": int((failures["build_error"].isna() & failures["max_abs_error"].notna()).sum()),
+    }
+    kinds["run"] = len(failures) - kinds["build"] - kinds["wrong_result"]
+    progress = run.progress
+    if args.json:
+        _print_json({
+            "work_dir": run.work_dir,
+            "status": run.status,
+            "error": run.error,
+            "config": run.config,
+            "progress": dataclasses.asdict(progress),
+            "failure_kinds": kinds,
+            "best": _candidate_json(run.best),
+            "top": _rows(ok),
+            "records": _rows(records),
+        }, out)
+        return EXIT_OK
+    cfg = run.config
+    print(f"run:       {run.work_dir}", file=out)
+    print(f"status:    {run.status}" + (f" ({_last_line(run.error)})" if run.error else ""), file=out)
+    print(f"workload:  {run.workload!r}", file=out)
+    print(f"target:    {cfg.get('target')}", file=out)
+    print(f"search:    {cfg.get('strategy')}, batches of {cfg.get('batch_size')}, seed {cfg.get('seed')}, cost model "
+          f"{cfg.get('cost_model')}, check {'on' if cfg.get('check', True) else 'off'}, "
+          f"{cfg.get('sessions', 1)} session(s), last started {cfg.get('started')}", file=out)
+    print(f"modules:   {', '.join(cfg.get('modules', []))}", file=out)
+    print(f"trials:    {progress.measured_in_folder} measured ({progress.trials_done}/{progress.trials_total} in the "
+          f"last session), {progress.failures} failed ({kinds['build']} build, {kinds['run']} run, "
+          f"{kinds['wrong_result']} wrong result)", file=out)
+    print(f"best:      {_best_text(_candidate_json(run.best))}", file=out)
+    if len(ok):
+        table = ok.drop(columns=["batch", "timestamp", "ok", "build_error", "run_error", "max_abs_error", "after_stop",
+                                 "latency_min_s", "latency_max_s", "latency_std_s"], errors="ignore")
+        table = table.assign(latency_s=table["latency_s"] * 1e3).rename(columns={"latency_s": "latency_ms"})
+        print(f"\ntop {len(ok)}:", file=out)
+        print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"), file=out)
+    return EXIT_OK
+
+
+# ---- export ----
+def _export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    _check_export_target(args.out_dir, args.overwrite)
+    with _bad_input():
+        run = mx.open_run(args.work_dir)
+    best = run.best
+    if best is None:
+        raise SearchFailed(_no_valid_candidate(run))
+    bundle = _export_best(best, args.out_dir, args.overwrite)
+    manifest = bundle.manifest
+    path = os.path.abspath(bundle.path)
+    if args.json:
+        _print_json({"path": path, "trial": best.index, "manifest": manifest}, out)
+        return EXIT_OK
+    print(f"exported trial {best.index} of {run.work_dir}", file=out)
+    print(f"bundle:   {path}", file=out)
+    print(f"kernel:   {bundle!r}", file=out)
+    latency = manifest.get("latency_s")
+    if latency:
+        print(f"latency:  {latency * 1e3:.4f} ms ({manifest.get('gflops') or 0:.1f} GFLOPS), checked against the "
+              f"reference (max abs error {manifest['verified']['max_abs_error']:.2e})", file=out)
+    print(f"files:    {', '.join(manifest['files'])}, manifest.json", file=out)
+    print(f"load:     msexplore.export.load_kernel({path!r})", file=out)
+    return EXIT_OK
+
+
+# ---- workloads ----
+def _workloads(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    names = args.names or mx.workload_names()
+    with _bad_input():
+        loads = [mx.workload(name) for name in names]  # built with their defaults: cheap (no TVM tuning context)
+    entries = [
+        {
+            "name": w.name,
+            "params": dict(w.params),
+            "flop": w.flop,
+            "args": [
+                {"name": spec.name, "shape": list(spec.shape), "dtype": spec.dtype, "output": k in w.outputs}
+                for k, spec in enumerate(w.args)
+            ],
+        }
+        for w in loads
+    ]
+    if args.json:
+        _print_json(entries, out)
+        return EXIT_OK
+    for w in loads:
+        params = " ".join(f"{key}={value}" for key, value in w.params.items())
+        inputs = " ".join(str(spec) for k, spec in enumerate(w.args) if k not in w.outputs)
+        outputs = " ".join(str(w.args[k]) for k in w.outputs)
+        print(f"{w.name:<4} {params}\n     {inputs} -> {outputs}", file=out)
+    print("\nset parameters with --shape, e.g. msexplore tune GMM --shape n=256,m=256,k=256", file=out)
+    return EXIT_OK
+
+
+# ---- shared helpers ----
+def _candidate_json(candidate: Any) -> dict[str, Any] | None:
+    if candidate is None:
+        return None
+    return {
+        "trial": candidate.index,
+        "latency_s": candidate.latency_s,
+        "gflops": candidate.gflops,
+        "verified": candidate.verified,
+        "decisions": _plain(dict(candidate.decisions)),
+    }
+
+
+def _best_text(best: dict[str, Any] | None) -> str:
+    if best is None:
+        return "no valid candidate"
+    check = "verified" if best["verified"] else "NOT verified (--no-check)"
+    return f"trial {best['trial']}, {best['latency_s'] * 1e3:.4f} ms, {best['gflops']:.1f} GFLOPS, {check}"
+
+
+def _no_valid_candidate(run: Any) -> str:
+    failed = [e for e in run.events if not e.ok]
+    if not run.events:
+        return f"{run.work_dir} holds no measured candidate"
+    reason = f"; e.g. trial {failed[-1].index}: {_last_line(failed[-1].error)}" if failed else ""
+    return f"no valid candidate among the {len(run.events)} measured in {run.work_dir}{reason}"
+
+
+def _last_line(text: str | None) -> str:
+    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
+    line = lines[-1] if lines else "no error text"
+    return line if len(line) <= 300 else line[:297] + "..."
+
+
+def _rows(frame: Any) -> list[dict[str, Any]]:
+    return [{key: _plain(value) for key, value in row.items()} for row in frame.to_dict(orient="records")]
+
+
+def _plain(value: Any) -> Any:
+    """Plain JSON: numpy scalars as Python numbers, NaN as null, timestamps as ISO text, tuples as lists."""
+    if isinstance(value, dict):
+        return {str(key): _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
+        value = value.item()  # numpy scalar
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def _print_json(data: Any, out: TextIO) -> None:
+    json.dump(_plain(data), out, indent=2)
+    out.write("\n")
+
+
+def _target_text(target: Any) -> str:
+    attrs = target.attrs
+    extra = "".join(f" -{key}={attrs[key]}" for key in ("mcpu", "num-cores") if key in attrs)
+    return f"{target.kind.name}{extra}"
+
+
+if __name__ == "__main__":  # pragma: no cover - `python -m msexplore` goes through __main__.py
+    sys.exit(main())
