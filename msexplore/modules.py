@@ -91,8 +91,9 @@ def module(
     Parameters
     ----------
     fn
-        ``(sch, block) -> list[Schedule] | Schedule | None`` for ``scope="block"`` (called on every block the
-        module applies to, in post-order), or ``(sch) -> ...`` for ``scope="program"`` (called once with the
+        ``(sch, block) -> list[Schedule] | Schedule | None`` for ``scope="block"`` (called on every compute
+        block the module applies to, in the order MetaSchedule's ``PostOrderApply`` visits them; the root block
+        only if ``blocks=`` names ``"root"``), or ``(sch) -> ...`` for ``scope="program"`` (called once with the
         whole schedule, like MetaSchedule's ``ScheduleFn``). Returning ``None`` means "``sch``, modified in
         place"; returning several schedules forks the design space.
     name
@@ -142,7 +143,9 @@ def _block_names(blocks: Iterable[str]) -> tuple[str, ...]:
 
 def _check_name(key: Any) -> None:
     if not isinstance(key, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_\-]*", key):
-        raise ValueError(f"a module name must be an identifier-like string, got {key!r}")
+        raise ValueError(
+            f"a module name must be an identifier-like string, got {key!r}; name it with @mx.module(name='...')"
+        )
     if key == "default" or key in _default_names("llvm") or key in _default_names("cuda"):
         raise ValueError(f"{key!r} is the name of a default module; choose another name")
 
@@ -281,12 +284,14 @@ class _ModuleRule(PyScheduleRule):
                     return [sch]
                 out = _normalize_result(self.mod, sch, self.mod.fn(sch))
             else:
-                if not self.mod.applies_to(sch, block):
-                    return [sch]
+                is_root = sch.get_sref(block).parent is None
+                named_root = self.mod.blocks is not None and "root" in self.mod.blocks
+                if (is_root and not named_root) or not self.mod.applies_to(sch, block):
+                    return [sch]  # block modules see compute blocks; the root only when blocks= names it
                 out = _normalize_result(self.mod, sch, self.mod.fn(sch, block))
         except Exception as err:  # a module's bug breaks its branch of the space, not the whole space
             self.attribution.failures.append(
-                ModuleFailure(self.mod.name, block_name, f"{type(err).__name__}: {_first_line(err)}", traceback.format_exc())
+                ModuleFailure(self.mod.name, block_name, _error_line(err), traceback.format_exc())
             )
             return []
         self.attribution.record(out, start, self.mod.name, block_name)
@@ -296,8 +301,17 @@ class _ModuleRule(PyScheduleRule):
         return _ModuleRule(self.mod, None if self.inner is None else self.inner.clone(), self.attribution)
 
 
-def _first_line(err: BaseException) -> str:
+def _error_line(err: BaseException) -> str:
+    """``"ZeroDivisionError: division by zero"``; for TVM's errors, the sentence that says what went wrong."""
+    kind = type(err).__name__
     text = str(err).strip()
-    lines = [ln for ln in text.splitlines() if ln.strip()]
-    # TVM errors put the useful sentence last, after a C++ backtrace
-    return (lines[-1] if lines and "Traceback" in text else (lines[0] if lines else "")).strip()
+    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    message = next((ln for ln in reversed(lines) if ln.startswith("Error message:")), None)
+    if message is not None:  # a rendered ScheduleError: the sentence comes after the IR
+        line = message[len("Error message:"):].strip()
+    elif lines and "Traceback" in text:  # TVM errors put the useful sentence last, after a C++ backtrace
+        line = lines[-1]
+    else:
+        line = lines[0] if lines else ""
+    line = line.removeprefix(f"{kind}: ")
+    return f"{kind}: {line}" if line else kind

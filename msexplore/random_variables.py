@@ -148,8 +148,8 @@ def describe_random_variables(
         if kind == "tile":
             loop = sch.get(inputs[0])
             if block == _root_name(sch, inputs[0]):  # a program-scope module: name it after the block it tiles
-                inner = sch.get_child_blocks(inputs[0])
-                if len(inner) == 1:
+                inner = sch.get_child_blocks(inputs[0])  # (the first one where a loop nest holds several)
+                if inner:
                     info["block"] = sch.get(inner[0]).name_hint
             info.update(
                 loop=loop.loop_var.name,

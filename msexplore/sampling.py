@@ -14,7 +14,6 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-import tvm
 from tvm.s_tir import Schedule, Trace
 
 from . import traces
@@ -168,7 +167,7 @@ class SampleSet(Sequence):
             header = json.loads(lines[0])
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:1: not a samples file header ({err})") from None
-        if not isinstance(header, dict) or header.get("format") != FORMAT or not isinstance(header.get("workload"), dict):
+        if not (isinstance(header, dict) and header.get("format") == FORMAT and isinstance(header.get("workload"), dict)):
             raise ValueError(f"{path}:1: not a samples file (expected format {FORMAT!r})")
         if header["workload"] != space.workload.to_json():
             raise ValueError(
@@ -213,8 +212,7 @@ def _sample_from_json(d: dict[str, Any], space: Space) -> Sample:
     trace = None
     if d["trace"] is not None:
         trace = traces.trace_from_json(d["trace"], space, seed=int(d["seed"]))
-        ds = space.design_space_of(trace)
-        if ds is None or ds.index != ds_index:
+        if ds_index < 0 or not space.design_spaces[ds_index].matches(trace):
             raise ValueError(f"its trace is not a sample of design space {ds_index} of this space")
     failure = ModuleFailure(**d["module_failure"]) if d.get("module_failure") else None
     decisions = {k: tuple(v) if isinstance(v, list) else v for k, v in dict(d["decisions"]).items()}
@@ -246,12 +244,15 @@ def sample_space(space: Space, n: int, *, seed: int = 0, threads: int | None = N
         raise ValueError(f"n must be a positive integer, got {n!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
+        raise ValueError(f"threads must be a positive integer or None (up to 2 threads), got {threads!r}")
     space.require_design_spaces()
     n_branches = len(space.design_spaces) + len(space.failures)
-    rng = np.random.default_rng(seed)
-    branches = rng.integers(0, n_branches, size=n)
-    seeds = rng.integers(1, 2**31 - 1, size=n)
-    jobs = [(i, int(branches[i]), int(seeds[i])) for i in range(n)]
+    jobs = []
+    # one generator per sample, keyed by (seed, i): sample i is the same whatever n is
+    for i, child in enumerate(np.random.SeedSequence(seed).spawn(n)):
+        rng = np.random.default_rng(child)
+        jobs.append((i, int(rng.integers(0, n_branches)), int(rng.integers(1, 2**31 - 1))))
     threads = threads or min(2, os.cpu_count() or 1)
     if threads <= 1 or n < 16:
         drawer = _Drawer(space)
@@ -287,8 +288,8 @@ class _Drawer:
         sch = fresh_schedule(space, seed)
         try:
             ds.trace.apply_to_schedule(sch, remove_postproc=True)
-        except tvm.error.TVMError as err:
-            return Sample(index, seed, ds.index, False, _tvm_reason(err), {}, None, space)
+        except Exception as err:  # noqa: BLE001 - TVM 0.27 raises built-in types (ScheduleError is a RuntimeError)
+            return Sample(index, seed, ds.index, False, f"replay failed: {_tvm_reason(err)}", {}, None, space)
         return finish(space, ds, sch, self.postprocs, index=index, seed=seed)
 
 
@@ -301,7 +302,7 @@ def finish(
     for p, name in zip(postprocs, space.postproc_names):
         try:
             ok = p.apply(sch)
-        except tvm.error.TVMError as err:
+        except Exception as err:  # noqa: BLE001 - TVM's, or a Python postprocessor's bug: the sample is invalid
             ok, error = False, f"postprocessor {name} failed: {_tvm_reason(err)}"
         if not ok:
             error = error or f"rejected by postprocessor {name}"

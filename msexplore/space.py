@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -31,7 +32,7 @@ class DesignSpace:
     index: int
     trace: Trace = dataclasses.field(repr=False)  # without decisions
     random_variables: tuple[RandomVariable, ...]
-    signature: tuple[str, ...] = dataclasses.field(repr=False)  # instruction kinds, to recognise its samples
+    signature: tuple[str, ...] = dataclasses.field(repr=False)  # its instructions as text, to recognise samples
 
     @property
     def size(self) -> int:
@@ -39,6 +40,10 @@ class DesignSpace:
 
     def by_name(self) -> dict[str, RandomVariable]:
         return {rv.name: rv for rv in self.random_variables}
+
+    def matches(self, trace: Trace) -> bool:
+        """Whether ``trace`` is a sample of this design space (same instructions, any decisions)."""
+        return _signature(trace) == self.signature
 
 
 class Space:
@@ -196,11 +201,9 @@ class Space:
 
     def design_space_of(self, trace: Trace) -> DesignSpace | None:
         """The design space a (sampled, mutated or measured) trace comes from, if it is one of this space's."""
-        kinds = _signature(trace)
-        for ds in self.design_spaces:
-            if kinds[: len(ds.signature)] == ds.signature and (
-                len(kinds) == len(ds.signature) or kinds[len(ds.signature)] == "EnterPostproc"
-            ):
+        signature = _signature(trace)
+        for ds in self.design_spaces:  # the first of identical design spaces (a module that forked a copy)
+            if signature == ds.signature:
                 return ds
         return None
 
@@ -220,8 +223,20 @@ def _check_seed(seed: Any) -> int:
     return seed + 1 if seed == 0 else seed  # TVM wants [1, 2**31 - 1]
 
 
+_DECISION = re.compile(r", decision=.*\)$")
+_PARALLEL = re.compile(r'(ann_key="meta_schedule\.parallel", ann_val=)\d+')
+
+
 def _signature(trace: Trace) -> tuple[str, ...]:
-    return tuple(inst.kind.name for inst in trace.insts)
+    """The trace's instructions before postprocessing as Python, without decisions.
+
+    Instruction kinds alone do not tell design spaces apart: the default multi-level tiling makes two spaces
+    that differ only in the loop a cache-write block is computed at. The parallel extent is left out as
+    ``MutateParallel`` changes it during a search.
+    """
+    return tuple(
+        _PARALLEL.sub(r"\1*", _DECISION.sub(")", line)) for line in trace.as_python(remove_postproc=True)
+    )
 
 
 def _design_space(index: int, mod: Any, trace: Trace, origin: dict) -> DesignSpace:
@@ -248,7 +263,8 @@ def _postproc_name(postproc: Any) -> str:
 
 def _domain_text(rv: RandomVariable) -> str:
     if rv.kind == "tile":
-        inner = f", innermost <= {rv.max_innermost_factor}" if rv.max_innermost_factor and rv.max_innermost_factor > 0 else ""
+        limit = rv.max_innermost_factor
+        inner = f", innermost <= {limit}" if limit and limit > 0 else ""
         return f"{rv.n} factors of {rv.extent}{inner}"
     if rv.kind == "categorical":
         return str(list(rv.candidates))
@@ -256,5 +272,9 @@ def _domain_text(rv: RandomVariable) -> str:
 
 
 def fresh_schedule(space: Space, seed: int = 1) -> Schedule:
-    """An unscheduled schedule of the space's workload, quiet and cheap (no debug checks)."""
-    return Schedule(space.workload.mod, seed=seed, debug_mask=0, error_render_level="none")
+    """An unscheduled schedule of the space's workload, cheap (no debug checks).
+
+    Errors render "fast": one line with the reason ("All the constant factors are required to be positive"),
+    which invalid samples carry; "none" would leave only "(not rendered)".
+    """
+    return Schedule(space.workload.mod, seed=seed, debug_mask=0, error_render_level="fast")

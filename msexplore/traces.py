@@ -11,7 +11,7 @@ import pandas as pd
 import tvm
 from tvm.s_tir import Trace
 
-from .random_variables import decision_raw, decision_value
+from .random_variables import _preview, decision_raw, decision_value, perfect_tilings
 
 if TYPE_CHECKING:
     from .sampling import Sample
@@ -43,11 +43,22 @@ def trace_to_json(trace: Trace) -> list:
 
 
 def trace_from_json(data: list, space: Space, *, seed: int = 1) -> Trace:
-    """Rebuild a trace from ``trace_to_json`` output by replaying it on the space's workload."""
+    """Rebuild a trace from ``trace_to_json`` output by replaying it on the space's workload.
+
+    Raises ``ValueError`` naming the workload and TVM's reason when the data is not a trace or does not
+    replay there (a trace of another workload).
+    """
     from .space import fresh_schedule
 
+    if not (isinstance(data, (list, tuple)) and len(data) == 2 and all(isinstance(x, (list, tuple)) for x in data)):
+        raise ValueError(f"a trace in JSON is [instructions, decisions] as trace_to_json writes it, got {_short(data)}")
     sch = fresh_schedule(space, seed)
-    Trace.apply_json_to_schedule(data, sch)
+    try:
+        Trace.apply_json_to_schedule(data, sch)
+    except Exception as err:  # noqa: BLE001 - TVM 0.27 raises built-in types (ValueError, RuntimeError, ...)
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        reason = lines[-1] if lines else type(err).__name__  # TVM puts the useful sentence last
+        raise ValueError(f"the trace does not replay on workload {space.workload.name}: {reason}") from None
     return sch.trace
 
 
@@ -72,7 +83,7 @@ def instruction_table(sample: Sample) -> pd.DataFrame:
                 "inputs": ", ".join(names.get(_key(x), _short(x)) for x in inst.inputs),
                 "attrs": ", ".join(_short(a) for a in inst.attrs),
                 "outputs": ", ".join(names.get(_key(x), "?") for x in inst.outputs),
-                "decision": None if raw is None else (decision_value(rv, raw) if rv else _builtin(raw)),
+                "decision": None if raw is None else _hashable(decision_value(rv, raw) if rv else _builtin(raw)),
                 "random_variable": rv.name if rv else None,
                 "module": rv.module if rv else None,
                 "block": rv.block if rv else None,
@@ -80,6 +91,11 @@ def instruction_table(sample: Sample) -> pd.DataFrame:
             }
         )
     return pd.DataFrame(rows)
+
+
+def _hashable(value: Any) -> Any:
+    """Tile factors as a tuple, as in ``Sample.decisions`` and ``SampleSet.df``."""
+    return tuple(value) if isinstance(value, list) else value
 
 
 def _key(x: Any) -> Any:
@@ -112,9 +128,11 @@ class Diff:
     b: int
     decisions: pd.DataFrame  # columns: name, a, b
     tir: str
+    labels: tuple[str, str] = ("", "")  # "sample 3", "sample 3 (edited Z.tile_j)"
 
     def __str__(self) -> str:
-        lines = [f"samples {self.a} and {self.b}: {len(self.decisions)} decision(s) differ"]
+        a, b = self.labels if all(self.labels) else (f"sample {self.a}", f"sample {self.b}")
+        lines = [f"{a} and {b}: {len(self.decisions)} decision(s) differ"]
         for row in self.decisions.itertuples(index=False):
             lines.append(f"  {row.name}: {row.a} -> {row.b}")
         return "\n".join(lines) + "\n" + self.tir
@@ -133,10 +151,25 @@ def diff(a: Sample, b: Sample, *, context: int = 2) -> Diff:
     ]
     tir_a = a.tir.splitlines() if a.trace is not None else [f"# no TIR: {a.error}"]
     tir_b = b.tir.splitlines() if b.trace is not None else [f"# no TIR: {b.error}"]
-    text = "\n".join(
-        difflib.unified_diff(tir_a, tir_b, f"sample {a.id}", f"sample {b.id}", n=context, lineterm="")
-    )
-    return Diff(a.id, b.id, pd.DataFrame(rows, columns=["name", "a", "b"]), text)
+    label_a, label_b = _label(a), _label(b)
+    text = "\n".join(difflib.unified_diff(tir_a, tir_b, label_a, label_b, n=context, lineterm=""))
+    return Diff(a.id, b.id, pd.DataFrame(rows, columns=["name", "a", "b"]), text, (label_a, label_b))
+
+
+def _check_kept_tile(rv: Any, extent: int, decision: Any, problems: list[str]) -> None:
+    """TVM would silently replace a kept tile that no longer divides its loop: report it instead."""
+    factors = [int(x) for x in decision]
+    legal = perfect_tilings(extent, rv.n, rv.max_innermost_factor)
+    if tuple(factors) not in legal:
+        problems.append(
+            f"{rv.name}: its value {factors} no longer tiles loop {rv.loop!r} (extent {extent} after this change); "
+            f"change it too, to one of {_preview([list(t) for t in legal])}"
+        )
+
+
+def _label(sample: Sample) -> str:
+    """``sample 3``, or ``sample 3 (edited Z.tile_j)`` for one made by ``with_decisions`` (it keeps the id)."""
+    return f"sample {sample.id}" + (f" (edited {', '.join(sample.edited)})" if sample.edited else "")
 
 
 def with_decisions(sample: Sample, changes: Mapping[str, Any]) -> Sample:
@@ -164,8 +197,13 @@ def with_decisions(sample: Sample, changes: Mapping[str, Any]) -> Sample:
     sch = fresh_schedule(space, sample.seed)
     problems: list[str] = []
 
+    kept_tiles = {rv.position: rv for rv in ds.random_variables if rv.kind == "tile" and rv.name not in changes}
+
     def provider(inst: Any, inputs: Any, attrs: Any, decision: Any) -> Any:
         k = index.get(inst, -1)
+        if k in kept_tiles:  # unchanged, but its loop may have a new extent after an earlier change
+            _check_kept_tile(kept_tiles[k], int(sch.get(inputs[0]).extent), decision, problems)
+            return decision
         if k not in by_position:
             return decision
         rv, value = by_position[k]
@@ -177,17 +215,26 @@ def with_decisions(sample: Sample, changes: Mapping[str, Any]) -> Sample:
             problems.append(str(err))
             return decision
 
-    sample.trace.apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
+    try:
+        sample.trace.apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
+    except Exception as err:  # noqa: BLE001 - a legal value can still make a later instruction fail
+        if problems:
+            raise ValueError("; ".join(problems)) from None
+        lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
+        raise ValueError(
+            f"sample {sample.id} with {dict(changes)} does not replay: {lines[-1] if lines else type(err).__name__}"
+        ) from None
     if problems:
         raise ValueError("; ".join(problems))
     edited = finish(
         space, ds, sch, [p.clone() for p in space.postprocs], index=sample.id, seed=sample.seed,
         edited=tuple(dict.fromkeys([*sample.edited, *changes])),
     )
-    for name, value in changes.items():
+    for name, rv in by_name.items():
         got = edited.decisions[name]
-        want = tuple(value) if by_name[name].kind == "tile" else value
+        want = changes.get(name, sample.decisions.get(name))
+        want = tuple(int(v) for v in want) if rv.kind == "tile" else want
         if got != want:  # pragma: no cover - guards against TVM repairing a value we let through
-            raise ValueError(f"{name}: TVM replaced {value!r} by {got!r} on replay")
+            raise ValueError(f"{name}: TVM replaced {want!r} by {got!r} on replay")
     return edited
 
