@@ -19,7 +19,7 @@ from tvm.s_tir import Schedule, Trace
 from . import traces
 from .modules import ModuleFailure
 from .random_variables import decision_value
-from .space import DesignSpace, Space, fresh_schedule
+from .space import DesignSpace, Space, enter_postproc, fresh_schedule
 
 __all__ = ["Sample", "SampleSet", "sample_space"]
 
@@ -298,7 +298,7 @@ def finish(
 ) -> Sample:
     """Run the postprocessors on a replayed schedule and read its decisions."""
     error = None
-    sch.enter_postproc()
+    enter_postproc(sch)
     for p, name in zip(postprocs, space.postproc_names):
         try:
             ok = p.apply(sch)

@@ -11,6 +11,8 @@ from typing import Any
 import pandas as pd
 from tvm.s_tir import Schedule, Trace
 from tvm.s_tir import meta_schedule as ms
+from tvm.s_tir.schedule import _ffi_api as _schedule_api
+from tvm.s_tir.schedule.schedule import _ERROR_RENDER_LEVEL
 
 from . import _quiet
 from .modules import Attribution, ModuleFailure, TransformModule, as_schedule_rules, resolve_modules
@@ -271,10 +273,20 @@ def _domain_text(rv: RandomVariable) -> str:
     return str(list(rv.locations))
 
 
+_FAST_ERRORS = _ERROR_RENDER_LEVEL["fast"]
+
+
 def fresh_schedule(space: Space, seed: int = 1) -> Schedule:
     """An unscheduled schedule of the space's workload, cheap (no debug checks).
 
     Errors render "fast": one line with the reason ("All the constant factors are required to be positive"),
     which invalid samples carry; "none" would leave only "(not rendered)".
     """
-    return Schedule(space.workload.mod, seed=seed, debug_mask=0, error_render_level="fast")
+    # TVM's own constructor behind Schedule.__init__, without its per-call runtime type checking: sampling
+    # makes one schedule per sample, and the checks cost about as much as building the schedule.
+    return _schedule_api.TracedSchedule(space.workload.mod, seed, 0, _FAST_ERRORS, True)
+
+
+def enter_postproc(sch: Schedule) -> None:
+    """``sch.enter_postproc()`` without the runtime type check (called once per sample)."""
+    _schedule_api.ScheduleEnterPostproc(sch)

@@ -1,0 +1,98 @@
+"""Code to HTML for ``CodeView``: one ``<div class="msx-line">`` per line, tokens as spans with pygments' classes.
+
+Tokens get CSS classes (``msx-t-k`` for a keyword, ``msx-t-s`` for a string...), never inline colours:
+``code_view.css`` colours them with JupyterLab's ``--jp-mirror-editor-*`` variables, so the code follows the
+light and dark themes. Each line is complete HTML by itself, so the browser can mark lines by number.
+"""
+
+from __future__ import annotations
+
+import functools
+import html
+
+from pygments.lexer import Lexer
+from pygments.lexers import get_lexer_by_name
+from pygments.token import STANDARD_TYPES, _TokenType
+from pygments.util import ClassNotFound
+
+__all__ = ["code_html", "lexer_for", "diff_kind", "PREFIX"]
+
+PREFIX = "msx-t-"
+
+
+@functools.lru_cache(maxsize=16)
+def lexer_for(language: str) -> Lexer:
+    """The pygments lexer for ``language`` (``"python"``, ``"text"``...); ValueError naming it if unknown."""
+    try:
+        return get_lexer_by_name(language, stripnl=False, ensurenl=False)
+    except ClassNotFound:
+        raise ValueError(
+            f"language {language!r} is not a pygments lexer name; use 'python' (TVMScript, traces) or 'text'"
+        ) from None
+
+
+@functools.lru_cache(maxsize=256)
+def _css_class(ttype: _TokenType) -> str:
+    while ttype not in STANDARD_TYPES:
+        ttype = ttype.parent
+    short = STANDARD_TYPES[ttype]
+    return f"{PREFIX}{short}" if short else ""
+
+
+def _token_lines(text: str, language: str) -> list[str]:
+    """The HTML of each line of ``text``, tokens wrapped in classed spans."""
+    out: list[list[str]] = [[]]
+    for ttype, value in lexer_for(language).get_tokens(text):
+        cls = _css_class(ttype)
+        for k, part in enumerate(value.split("\n")):
+            if k:
+                out.append([])
+            if part:
+                escaped = html.escape(part, quote=False)
+                out[-1].append(f'<span class="{cls}">{escaped}</span>' if cls else escaped)
+    lines = ["".join(parts) for parts in out]
+    n = len(text.split("\n"))  # the lexer may add or drop a final newline
+    return (lines + [""] * n)[:n]
+
+
+def diff_kind(line: str) -> str:
+    """``header`` (---/+++), ``hunk`` (@@), ``add`` (+), ``del`` (-) or ``context``."""
+    if line.startswith(("--- ", "+++ ")) or line in ("---", "+++"):
+        return "header"
+    if line.startswith("@@"):
+        return "hunk"
+    if line.startswith("+"):
+        return "add"
+    if line.startswith("-"):
+        return "del"
+    return "context"
+
+
+def _line_div(number: int, inner: str, extra_class: str = "") -> str:
+    cls = f"msx-line {extra_class}".strip()
+    return (
+        f'<div class="{cls}" data-line="{number}"><span class="msx-ln">{number}</span>'
+        f'<span class="msx-src">{inner}</span></div>'
+    )
+
+
+def code_html(code: str, language: str = "python", mode: str = "code") -> str:
+    """The HTML lines of ``code``: highlighted as ``language``; in ``"diff"`` mode a unified diff, lines classed
+    ``msx-diff-add`` / ``msx-diff-del`` / ``msx-diff-hunk`` / ``msx-diff-header`` and their text highlighted."""
+    if not code:
+        return ""
+    if mode == "code":
+        return "".join(_line_div(n, inner) for n, inner in enumerate(_token_lines(code, language), start=1))
+    if mode != "diff":
+        raise ValueError(f"mode must be 'code' or 'diff', got {mode!r}")
+    rows = []
+    for n, line in enumerate(code.split("\n"), start=1):
+        kind = diff_kind(line)
+        if kind in ("header", "hunk"):
+            inner = html.escape(line, quote=False)
+        else:
+            sign, rest = (line[:1], line[1:]) if line[:1] in ("+", "-", " ") else ("", line)
+            body = _token_lines(rest, language)[0] if rest else ""
+            inner = f'<span class="msx-diff-sign">{html.escape(sign or " ")}</span>{body}'
+        rows.append(_line_div(n, inner, f"msx-diff-{kind}"))
+    return "".join(rows)
