@@ -64,6 +64,19 @@ __all__ = [
 ]
 
 
+def _show_runs_as_dashboards() -> None:
+    """In a Jupyter kernel, a ``SearchRun`` as a cell's last line displays its live dashboard."""
+    import sys
+
+    if "IPython" in sys.modules:
+        from .ui.display import register  # imports no widget library until a run is displayed
+
+        register()
+
+
+_show_runs_as_dashboards()
+
+
 def __getattr__(name: str):  # the notebook layer loads only when asked for (scripts never import ipywidgets)
     if name in ("ui", "figures"):
         import importlib

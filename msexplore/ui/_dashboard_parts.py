@@ -1,0 +1,125 @@
+"""The dashboard's parts as pure functions of the drawn events: the figure's data frame, header, tables.
+
+Kept apart from ``dashboard.py`` (the live wiring: subscription, redraw thread, buttons) so each reads alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..figures._common import error_line, value_label
+from ._html import duration_text, esc, gflops_text, latency_text, note, table
+
+__all__ = ["progress_frame", "figure_title", "status_line", "header_html", "top_table_html", "failure_log_html"]
+
+MAX_FAILURES_SHOWN = 100
+MAX_DECISION_COLUMNS = 8
+
+
+def progress_frame(events: list[Any]) -> pd.DataFrame:
+    """The columns of ``run.records`` that the progress figure reads, built in milliseconds for thousands of
+    events (``records.events_frame`` also makes decision columns and latency statistics: ~100x slower)."""
+
+    def floats(name: str) -> list[float]:
+        return [np.nan if getattr(e, name) is None else float(getattr(e, name)) for e in events]
+
+    return pd.DataFrame({
+        "trial": np.asarray([e.index for e in events], dtype=np.int64),
+        "session": np.asarray([e.session for e in events], dtype=np.int64),
+        "time_s": np.asarray([e.time_s for e in events], dtype=float),
+        "ok": np.asarray([e.ok for e in events], dtype=bool),
+        "latency_s": floats("latency_s"),
+        "gflops": floats("gflops"),
+        "max_abs_error": floats("max_abs_error"),
+        "build_error": [e.build_error for e in events],
+        "run_error": [e.run_error for e in events],
+    })
+
+
+def figure_title(info: Any) -> str:
+    """The title ``plot_search_progress`` gives (kept in step with the data on every live redraw)."""
+    title = f"Search progress: {info.n_trials} trial{'s' if info.n_trials != 1 else ''}"
+    if info.best.value:
+        best = info.best.value[-1]
+        title += f", best {best:.4g} GFLOPS" if info.metric == "gflops" else f", best {best * 1e3:.4g} ms"
+    if info.failures.trial:
+        title += f", {len(info.failures.trial)} failed"
+    return title
+
+
+def status_line(d: Any, n_events: int) -> str:
+    parts = [d.status, f"{d.trials_done}/{d.trials_total} trials", f"{d.failures} failed"]
+    if n_events != d.trials_done:
+        parts.append(f"{n_events} in the folder")
+    if d.best_latency_s is not None:
+        parts.append(f"best {latency_text(d.best_latency_s)} ({gflops_text(d.best_gflops)})")
+    else:
+        parts.append("no valid candidate yet")
+    parts.append(f"{duration_text(d.elapsed_s)} elapsed")
+    if d.eta_s is not None:
+        parts.append(f"~{duration_text(d.eta_s)} left")
+    return " · ".join(parts)
+
+
+def header_html(d: Any, n_events: int) -> str:
+    status = d.status + ("…" if d.status in ("stopping", "starting") else "")
+
+    def item(label: str, value: str) -> str:
+        return f'<span><span class="msx-label">{esc(label)}</span> <span class="msx-figure-value">{esc(value)}</span></span>'
+
+    items = [f'<span class="msx-status msx-status-{esc(d.status)}">{esc(status)}</span>',
+             item("trials", f"{d.trials_done}/{d.trials_total}")]
+    if n_events != d.trials_done:
+        items.append(item("in folder", str(n_events)))
+    items += [
+        item("failed", str(d.failures)),
+        item("best", latency_text(d.best_latency_s)),
+        item("", gflops_text(d.best_gflops)),
+        item("elapsed", duration_text(d.elapsed_s)),
+    ]
+    if d.eta_s is not None:
+        items.append(item("ETA", duration_text(d.eta_s)))
+    return f'<div class="msx-dashboard-header">{"".join(items)}</div>'
+
+
+def top_table_html(events: list[Any], k: int) -> str:
+    """The k fastest valid candidates with the decisions that set them apart (those that vary among them)."""
+    best = sorted((e for e in events if e.ok), key=lambda e: e.latency_s)[:k]
+    title = f'<div class="msx-section-title">Best {len(best)} candidate{"s" if len(best) != 1 else ""}</div>'
+    if not best:
+        return title + note("No valid candidate yet.")
+    names: list[str] = []
+    for e in best:
+        names += [n for n in e.decisions if n not in names]
+    varying = [n for n in names if len({value_label(e.decisions.get(n)) for e in best}) > 1]
+    shown = (varying or names)[:MAX_DECISION_COLUMNS]
+    rows = [
+        [e.index, latency_text(e.latency_s), gflops_text(e.gflops).replace(" GFLOPS", ""),
+         *(value_label(e.decisions[n]) if n in e.decisions else "–" for n in shown)]
+        for e in best
+    ]
+    return title + table(rows, ["trial", "latency", "GFLOPS", *shown], numeric=("trial", "latency", "GFLOPS"))
+
+
+def failure_log_html(events: list[Any]) -> str:
+    failed = [e for e in events if not e.ok]
+    if not failed:
+        return ""
+    title = f'<div class="msx-section-title">{len(failed)} failed candidate{"s" if len(failed) != 1 else ""}</div>'
+    shown = failed[-MAX_FAILURES_SHOWN:]
+    more = note(f"… {len(failed) - len(shown)} earlier failures not listed") if len(failed) > len(shown) else ""
+    items = "".join(
+        f"<details><summary>trial {e.index}: {esc(error_line(_error_text(e)))}</summary>"
+        f'<pre class="msx-pre">{esc(_error_text(e))}</pre></details>'
+        for e in shown
+    )
+    return title + more + items
+
+
+def _error_text(event: Any) -> str:
+    if event.max_abs_error is not None and not event.build_error:
+        return f"wrong result: max abs error {event.max_abs_error:.3g}\n{event.run_error or ''}".strip()
+    return event.error or "failed (no error recorded)"
