@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test tour bench clean
+.PHONY: lab test tour bench clean browser-deps
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -12,15 +12,30 @@ $(STAMP): pyproject.toml
 	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-# Main job: JupyterLab on the guided notebooks (until they land: the headless tour).
+# Main job: JupyterLab on the guided notebooks (127.0.0.1, a fresh token in the printed URL, no browser opened).
+# Pass options through ARGS, e.g. `make lab ARGS="--port 8890"`.
 lab: $(STAMP)
-	$(VENV)/bin/python examples/tour.py
+	$(VENV)/bin/msexplore lab $(ARGS)
 
 tour: $(STAMP)
 	$(VENV)/bin/python examples/tour.py
 
-test: $(STAMP)
+test: $(STAMP) browser-deps
 	$(VENV)/bin/python -m pytest -q
+
+# The browser tests drive Debian's Chromium through Playwright (never `playwright install`: no browser download).
+# Installed with apt-get only when /usr/bin/chromium is missing (CI runs as root; elsewhere through sudo).
+CHROMIUM := /usr/bin/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+browser-deps:
+	@if [ ! -x $(CHROMIUM) ]; then \
+		if command -v apt-get >/dev/null 2>&1; then \
+			echo "installing Chromium for the browser tests (apt-get install chromium)"; \
+			$(SUDO) apt-get update -qq && $(SUDO) env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; \
+		else \
+			echo "warning: $(CHROMIUM) is missing and apt-get is not available: tests/browser will be skipped"; \
+		fi; \
+	fi
 
 bench: $(STAMP)
 	$(VENV)/bin/python -m benchmarks

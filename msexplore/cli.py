@@ -125,7 +125,9 @@ def build_parser() -> argparse.ArgumentParser:
     workloads.add_argument("names", nargs="*", metavar="NAME", help="only these operators")
     workloads.set_defaults(handler=_workloads)
 
-    # ---- `msexplore lab` goes here (another change adds it): commands.add_parser("lab", ...) ----
+    from .lab import add_lab_parser  # JupyterLab on the guided notebooks (the README's main job)
+
+    add_lab_parser(commands, parents=[common])
     return parser
 
 

@@ -2,7 +2,7 @@
 
 ``Predict`` runs before TVM's default callbacks (so the cost model has not yet seen the batch); ``Publish``
 runs after them (so ``AddToDatabase`` has already appended the batch to the run's database when the events
-are written) and ends the task when a stop was requested.
+are written).
 """
 
 from __future__ import annotations
@@ -69,9 +69,8 @@ class Publish(PyMeasureCallback):
             for k, (cand, b, r) in enumerate(zip(candidates, builder_results, runner_results))
         ]
         run._record_batch(events)
-        if run._stop_requested.is_set() and not task_scheduler.tasks_[task_id].is_terminated:
-            # (the strategy wrapper may already have ended the task; terminating twice is a TVM error)
-            task_scheduler.terminate_task(task_id)
+        # A stop is carried out by the strategy wrapper (no new batch is generated, so TVM ends the task
+        # itself); terminating the task here too makes TVM fail with "Check failed: !task->is_terminated".
 
 
 def _event(run: SearchRun, index: int, cand: Any, b: Any, r: Any, predicted: float | None, now: float) -> TrialEvent:

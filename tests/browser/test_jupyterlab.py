@@ -1,0 +1,325 @@
+"""JupyterLab in headless Chromium: the widgets render and respond in a real browser, not only at model level.
+
+Starts ``python -m msexplore.lab`` (127.0.0.1, a token, a free port) on a temp folder holding one small notebook
+made here, opens it with Playwright driving Debian's Chromium (``/usr/bin/chromium``; ``make browser-deps``
+installs it; Playwright never downloads a browser), runs every cell through JupyterLab's "Run All Cells" menu
+item, and checks what a user would see: a plotly figure, the msexplore panels by their CSS classes, a click
+that changes the page. Screenshots go to ``tests/browser/artifacts/`` (and ``/tmp/msexplore-lab.png``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import nbformat
+import pytest
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = Path(__file__).parent / "artifacts"
+LEAD_SCREENSHOT = Path("/tmp/msexplore-lab.png")
+SERVER_START_S = 180  # a loaded 2-core machine
+RUN_ALL_S = 480  # the first mx.Space in a kernel costs up to 90 s there, a tiny search 20-60 s
+
+# The notebook this test opens. Each msexplore panel is checked by the CSS class its widget adds.
+SETUP = """\
+import ipywidgets as W
+import plotly.graph_objects as go
+import msexplore as mx
+"""
+PLOTLY_CELL = """\
+fig = go.FigureWidget(go.Scatter(y=[3, 1, 2], mode="lines+markers", name="plotly"))
+fig.update_layout(title="plotly FigureWidget", height=260, margin=dict(t=40, b=20, l=40, r=10))
+fig
+"""
+BUTTON_CELL = """\
+button = W.Button(description="Click me")
+button.add_class("msx-test-button")
+clicked = W.HTML("not clicked")
+clicked.add_class("msx-test-clicked")
+button.on_click(lambda _: setattr(clicked, "value", "clicked"))
+W.HBox([button, clicked])
+"""
+SPACE_CELL = """\
+target = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "skylake-avx512"}
+space = mx.Space(mx.workload("GMM", n=64, m=64, k=64), modules=["default"], target=target)
+samples = space.sample(8, seed=0)
+"""
+# A search long enough to still be running when the Stop button is clicked (the kernel dies with the server).
+SEARCH_CELL = """\
+import tempfile
+run = mx.search(space, trials=64, batch_size=8, work_dir=tempfile.mkdtemp(prefix="msx-browser-"),
+                population_size=16, init_min_unmeasured=8)
+"""
+# css class -> the cell that displays that widget
+WIDGET_CELLS = {
+    "msx-code-view": "mx.ui.CodeView(samples[0].tir)",
+    "msx-trace-explorer": "mx.ui.TraceExplorer(space, samples=samples)",
+    "msx-decision-inspector": "mx.ui.DecisionInspector(samples)",
+    "msx-module-workbench": "mx.ui.ModuleWorkbench(space.workload, target=target)",
+    "msx-dashboard": "mx.ui.SearchDashboard(run)",
+    "msx-cost-model-panel": "mx.ui.CostModelPanel(run, samples)",
+    "msx-export-panel": "mx.ui.ExportPanel(run)",
+}
+# classes drawn inside the panels above by their own anywidget front ends
+NESTED_CLASSES = ["msx-sample-table"]
+
+
+def notebook_cells() -> list[str]:
+    return [SETUP, PLOTLY_CELL, BUTTON_CELL, SPACE_CELL, SEARCH_CELL, *WIDGET_CELLS.values()]
+
+
+# ---- the browser and the server ----
+def _chromium() -> str:
+    """Debian's Chromium; installed here with apt-get (as root) when missing, skipped only without apt-get."""
+    if os.access(CHROMIUM, os.X_OK):
+        return CHROMIUM
+    if shutil.which("apt-get") is None:
+        pytest.skip(f"{CHROMIUM} is missing and apt-get is not available to install it (Debian's chromium package)")
+    if os.geteuid() != 0:
+        pytest.fail(f"{CHROMIUM} is missing: run `make browser-deps` (apt-get install chromium, needs root)")
+    env = dict(os.environ, DEBIAN_FRONTEND="noninteractive")
+    subprocess.run(["apt-get", "update", "-qq"], check=True, env=env, timeout=600)
+    subprocess.run(["apt-get", "install", "-y", "-qq", "chromium"], check=True, env=env, timeout=900)
+    assert os.access(CHROMIUM, os.X_OK), f"apt-get install chromium did not provide {CHROMIUM}"
+    return CHROMIUM
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _write_settings(config_dir: Path) -> None:
+    """User settings of this throwaway JupyterLab: no news or update checks (there is no network anyway)."""
+    folder = config_dir / "lab" / "user-settings" / "@jupyterlab" / "apputils-extension"
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "notification.jupyterlab-settings").write_text(
+        json.dumps({"fetchNews": "false", "checkForUpdates": False})
+    )
+
+
+@pytest.fixture(scope="module")
+def lab_server(tmp_path_factory: pytest.TempPathFactory):
+    """``msexplore.lab`` on a temp folder with ``browser.ipynb``; yields (base URL, token, folder)."""
+    root = tmp_path_factory.mktemp("lab")
+    folder = root / "notebooks"
+    folder.mkdir()
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [nbformat.v4.new_code_cell(source) for source in notebook_cells()]
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
+    nbformat.write(nb, folder / "browser.ipynb")
+    _write_settings(root / "config")
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(
+        os.environ,
+        JUPYTER_CONFIG_DIR=str(root / "config"),
+        JUPYTER_RUNTIME_DIR=str(root / "runtime"),
+        JUPYTERLAB_WORKSPACES_DIR=str(root / "workspaces"),
+    )
+    log_path = root / "server.log"
+    with open(log_path, "w") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "msexplore.lab", str(folder), "--port", str(port), "--token", token],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + SERVER_START_S
+        while True:
+            if server.poll() is not None:
+                pytest.fail(f"msexplore.lab exited with {server.returncode}:\n{log_path.read_text()[-3000:]}")
+            try:
+                with urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=5) as response:
+                    if response.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"JupyterLab did not answer within {SERVER_START_S} s:\n{log_path.read_text()[-3000:]}")
+            time.sleep(1)
+        yield base, token, folder
+    finally:
+        # the lab process leads its own session: stop it and the jupyter server (and kernels) it started
+        try:
+            os.killpg(server.pid, signal.SIGTERM)
+            server.wait(timeout=30)
+        except (ProcessLookupError, subprocess.TimeoutExpired):
+            try:
+                os.killpg(server.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+
+
+@pytest.fixture(scope="module")
+def page(lab_server, tmp_path_factory: pytest.TempPathFactory):
+    """A Chromium page on the test notebook with every cell run (JupyterLab's Run > Run All Cells)."""
+    chromium = _chromium()
+    try:
+        from playwright.sync_api import sync_playwright
+    except ImportError as err:  # part of the test extra: `pip install -e .[test]`
+        pytest.fail(f"playwright is not installed ({err}); run `make test` or pip install -e '.[test]'")
+    base, token, _ = lab_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path_factory.mktemp("chromium-profile")),
+            executable_path=chromium,
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1400, "height": 1800},
+        )
+        page = context.new_page()
+        try:
+            page.set_default_timeout(60_000)
+            page.goto(f"{base}/lab/tree/browser.ipynb?token={token}", wait_until="domcontentloaded", timeout=120_000)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=120_000)
+            _wait_for_kernel_idle(page, timeout_s=120)
+            _run_all(page)
+            _wait_for_all_cells(page, timeout_s=RUN_ALL_S)
+            yield page
+        finally:
+            try:
+                page.screenshot(path=str(ARTIFACTS / "final.png"), full_page=True)
+            except Exception:  # noqa: BLE001 - a screenshot is only a help for debugging
+                pass
+            context.close()
+
+
+def _wait_for_kernel_idle(page, *, timeout_s: float) -> None:
+    """The status bar says the kernel is connected and idle (the toolbar indicator says idle before that)."""
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.jp-StatusBar-TextItem')].some(e => /\\|\\s*Idle/.test(e.textContent))",
+        timeout=timeout_s * 1000,
+        polling=500,
+    )
+
+
+def _run_all(page, *, attempts: int = 3) -> None:
+    """Run > Run All Cells, retried until a cell is queued ([*]) or has run: a click can land too early."""
+    for _ in range(attempts):
+        page.locator(".jp-Notebook").first.click()  # focus the notebook so the Run menu applies to it
+        page.locator(".lm-MenuBar-itemLabel", has_text="Run").first.click()
+        item = page.locator(".lm-Menu-itemLabel", has_text="Run All Cells").first
+        item.wait_for(state="visible", timeout=10_000)
+        item.click()
+        try:
+            page.wait_for_function(
+                "() => [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')]"
+                ".some(p => /\\[(\\*|\\d+)\\]/.test(p.textContent))",
+                timeout=20_000,
+            )
+            return
+        except Exception:  # noqa: BLE001 - nothing started: open the menu again
+            page.keyboard.press("Escape")
+    raise AssertionError(f"Run > Run All Cells did not start any cell after {attempts} attempts")
+
+
+def _wait_for_all_cells(page, *, timeout_s: float) -> None:
+    """Every code cell has an execution count ([n]:), none is queued or running ([*]:)."""
+    page.wait_for_function(
+        "() => { const ps = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];"
+        " return ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent)); }",
+        timeout=timeout_s * 1000,
+        polling=1000,
+    )
+
+
+# ---- the checks ----
+def test_cells_ran_without_errors(page):
+    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    texts = [errors.nth(k).inner_text() for k in range(errors.count())]
+    tracebacks = [t for t in texts if "Traceback" in t or "Error" in t]
+    assert not tracebacks, "cells raised:\n" + "\n---\n".join(tracebacks)
+
+
+def test_plotly_figure_renders(page):
+    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
+    assert page.locator(".js-plotly-plot").count() >= 1
+
+
+def test_ipywidgets_button_click_reaches_the_kernel(page):
+    page.locator(".msx-test-button").click()
+    page.wait_for_function(
+        "() => document.querySelector('.msx-test-clicked').textContent.includes('clicked')"
+        " && !document.querySelector('.msx-test-clicked').textContent.includes('not')",
+        timeout=30_000,
+    )
+
+
+@pytest.mark.parametrize("css_class", [*WIDGET_CELLS, *NESTED_CLASSES])
+def test_msexplore_widget_renders(page, css_class):
+    locator = page.locator(f".{css_class}").first
+    locator.wait_for(state="attached", timeout=60_000)
+    locator.scroll_into_view_if_needed()
+    locator.wait_for(state="visible", timeout=60_000)
+    box = locator.bounding_box()
+    assert box and box["height"] > 10, f".{css_class} is displayed but empty"
+
+
+def test_trace_explorer_row_click_shows_that_sample(page):
+    explorer = page.locator(".msx-trace-explorer").first
+    code = explorer.locator(".msx-code-view .msx-cv-code").first
+    code.wait_for(state="visible", timeout=60_000)
+    page.wait_for_function(
+        "() => { const c = document.querySelector('.msx-trace-explorer .msx-code-view .msx-cv-code');"
+        " return c && c.textContent.includes('T.'); }",
+        timeout=120_000,
+    )
+    before = code.inner_text()
+    explorer.scroll_into_view_if_needed()
+    explorer.locator(".msx-sample-table tbody tr[data-key='1']").first.click()
+    page.wait_for_function(
+        "(before) => { const c = document.querySelector('.msx-trace-explorer .msx-code-view .msx-cv-code');"
+        " return c && c.textContent.includes('T.') && c.textContent !== before; }",
+        arg=before,
+        timeout=120_000,
+    )
+    assert explorer.locator(".msx-sample-table tr.msx-st-selected[data-key='1']").count() == 1
+    explorer.screenshot(path=str(ARTIFACTS / "trace-explorer-after-click.png"))
+    explorer.scroll_into_view_if_needed()
+    page.screenshot(path=str(LEAD_SCREENSHOT))
+
+
+def test_dashboard_stop_button_disables(page):
+    dashboard = page.locator(".msx-dashboard").first
+    stop = dashboard.locator("button", has_text="Stop").first
+    stop.wait_for(state="visible", timeout=60_000)
+    page.wait_for_function(
+        "() => { const b = [...document.querySelectorAll('.msx-dashboard button')].find(b => /Stop/.test(b.textContent));"
+        " return b && !b.disabled; }",
+        timeout=60_000,
+    )
+    stop.click()
+    page.wait_for_function(
+        "() => { const b = [...document.querySelectorAll('.msx-dashboard button')].find(b => /Stop/.test(b.textContent));"
+        " return b && b.disabled; }",
+        timeout=120_000,
+    )
+
+
+def test_screenshots_for_review(page):
+    """The top of the notebook, and each panel on its own (``/tmp/msexplore-lab.png`` is the TraceExplorer)."""
+    page.locator(".jp-WindowedPanel-outer, .jp-Notebook").first.evaluate("el => el.scrollTop = 0")
+    page.screenshot(path=str(ARTIFACTS / "notebook.png"))
+    for css_class in WIDGET_CELLS:
+        widget = page.locator(f".{css_class}").first
+        widget.scroll_into_view_if_needed()
+        widget.screenshot(path=str(ARTIFACTS / f"{css_class}.png"))
+    page.locator(".msx-trace-explorer").first.scroll_into_view_if_needed()
+    page.screenshot(path=str(LEAD_SCREENSHOT))
+    assert LEAD_SCREENSHOT.stat().st_size > 10_000

@@ -1,0 +1,211 @@
+"""The guided notebooks run top to bottom in a fresh kernel, quietly, and show what their text promises.
+
+Each notebook is executed with nbclient in a temp folder (its runs and bundles land there), in a kernel of this
+virtualenv's Python (a kernelspec written for the test, so no other ``python3`` on the machine is picked up),
+with tiny budgets through the ``MSX_*`` variables its ``parameters`` cell reads. Checked for every notebook:
+no cell raises, and no output carries TVM's tuning chatter (log lines, statistics tables), not even a cell that
+runs while a search measures in the background. Then what each notebook is about: tagged cells (see
+``notebooks/_build.py``) show a diff naming a decision, an illegal edit's error, a dashboard widget, ...
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+from nbclient.exceptions import CellExecutionError
+
+REPO = Path(__file__).resolve().parents[2]
+NOTEBOOK_DIR = REPO / "notebooks"
+NOTEBOOKS = [
+    "01_authoring_modules.ipynb",
+    "02_sampling_traces_decisions.ipynb",
+    "03_cost_model.ipynb",
+    "04_live_search.ipynb",
+    "05_export_kernel.ipynb",
+]
+# Tiny budgets: two measured batches per search (04 stops after the first), a 64^3 GMM, a few samples.
+SMALL_BUDGET = {
+    "MSX_SIZE": "64",
+    "MSX_SAMPLES": "16",
+    "MSX_TRIALS": "8",
+    "MSX_BATCH": "4",
+    "MSX_POPULATION": "16",
+}
+CELL_TIMEOUT_S = 600  # the first mx.Space of a kernel alone can take 90 s on a loaded 2-core machine
+KERNEL = "msexplore-test-venv"
+# What TVM prints during tuning when it is not silenced: logging lines, the statistics table, builder/runner logs.
+CHATTER = ("Total trials", "[INFO]", "LocalBuilder", "task_scheduler", "LocalRunner", "[DEBUG]")
+WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
+
+
+@pytest.fixture(scope="session")
+def kernel_name(tmp_path_factory: pytest.TempPathFactory) -> str:
+    """A kernelspec that runs ipykernel with this very interpreter (the project's venv), found first."""
+    root = tmp_path_factory.mktemp("jupyter-path")
+    spec = root / "kernels" / KERNEL
+    spec.mkdir(parents=True)
+    (spec / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "msexplore test (venv)",
+        "language": "python",
+    }))
+    mp = pytest.MonkeyPatch()
+    mp.setenv("JUPYTER_PATH", str(root))
+    yield KERNEL
+    mp.undo()
+
+
+def execute(name: str, workdir: Path, kernel: str) -> tuple[nbformat.NotebookNode, float]:
+    """Run notebook ``name`` in ``workdir``; returns it with its outputs, and the wall time."""
+    shutil.copy(NOTEBOOK_DIR / name, workdir / name)
+    nb = nbformat.read(workdir / name, as_version=4)
+    client = NotebookClient(
+        nb, kernel_name=kernel, timeout=CELL_TIMEOUT_S, startup_timeout=180,
+        resources={"metadata": {"path": str(workdir)}}, allow_errors=False, record_timing=True,
+    )
+    start = time.perf_counter()
+    try:
+        client.execute()
+    except CellExecutionError as err:
+        nbformat.write(nb, workdir / name)  # keep what ran, for the failure report
+        pytest.fail(f"{name}: a cell raised (executed copy: {workdir / name})\n{err}", pytrace=False)
+    elapsed = time.perf_counter() - start
+    nbformat.write(nb, workdir / name)
+    return nb, elapsed
+
+
+def output_text(cell: nbformat.NotebookNode) -> str:
+    """Everything a reader sees of a code cell's outputs, as text (streams, plain text, HTML, errors)."""
+    parts = []
+    for out in cell.get("outputs", []):
+        if out.output_type == "stream":
+            parts.append(out.text)
+        elif out.output_type == "error":
+            parts.append("\n".join(out.traceback))
+        else:
+            for mime in ("text/plain", "text/html", "text/markdown"):
+                if mime in out.get("data", {}):
+                    parts.append(str(out.data[mime]))
+    return "\n".join(parts)
+
+
+def tagged(nb: nbformat.NotebookNode, tag: str) -> list[nbformat.NotebookNode]:
+    return [c for c in nb.cells if c.cell_type == "code" and tag in c.metadata.get("tags", [])]
+
+
+def shows_widget(cell: nbformat.NotebookNode) -> bool:
+    return any(WIDGET_MIME in out.get("data", {}) for out in cell.get("outputs", []))
+
+
+def slowest_cells(nb: nbformat.NotebookNode, n: int = 3) -> str:
+    """``"cell 4: 62 s, ..."`` from nbclient's timing metadata, to see where the time goes."""
+    times = []
+    for index, cell in enumerate(nb.cells):
+        timing = cell.get("metadata", {}).get("execution", {})
+        begin, end = timing.get("iopub.execute_input"), timing.get("shell.execute_reply")
+        if begin and end:
+            from datetime import datetime
+
+            seconds = (datetime.fromisoformat(end.rstrip("Z")) - datetime.fromisoformat(begin.rstrip("Z")))
+            times.append((seconds.total_seconds(), index))
+    return ", ".join(f"cell {i}: {s:.0f} s" for s, i in sorted(times, reverse=True)[:n])
+
+
+# ---- what each notebook must show, beyond running quietly ----
+def check_01(nb: nbformat.NotebookNode) -> None:
+    text = "\n".join(output_text(c) for c in nb.cells if c.cell_type == "code")
+    assert "Z.tile_j" in text and "Z.tile_i" in text, "the redefined module's random variables are not in a summary"
+    assert "registered modules: ['tile_and_vectorize']" in text, "redefining the module should replace it"
+    assert "module 'from_the_tutorial' failed on block 'Z'" in text, "the failing module's report is missing"
+    assert "SpaceError: " in text
+    widgets = tagged(nb, "widget")
+    assert widgets and all(shows_widget(c) for c in widgets), "the ModuleWorkbench was not displayed"
+
+
+def check_02(nb: nbformat.NotebookNode) -> None:
+    (diff_cell,) = tagged(nb, "diff")
+    diff = output_text(diff_cell)
+    assert re.search(r"decision\(s\) differ", diff), diff[:500]
+    assert re.search(r"\b[A-Za-z_]\w*\.(tile_[a-z]|unroll_explicit)\w*: ", diff), f"no decision named:\n{diff[:500]}"
+    (illegal,) = tagged(nb, "illegal-edit")
+    message = output_text(illegal)
+    assert "ValueError" in message and "Z.tile_j" in message, message
+    widgets = tagged(nb, "widget")
+    assert len(widgets) == 4 and all(shows_widget(c) for c in widgets), "a CodeView or explorer was not displayed"
+
+
+def check_03(nb: nbformat.NotebookNode) -> None:
+    text = "\n".join(output_text(c) for c in nb.cells if c.cell_type == "code")
+    assert "Spearman" in text, "the cost model's held-out quality is missing"
+    widgets = tagged(nb, "widget")
+    assert widgets and all(shows_widget(c) for c in widgets), "the CostModelPanel was not displayed"
+
+
+def check_04(nb: nbformat.NotebookNode) -> None:
+    dashboards = tagged(nb, "dashboard")
+    assert len(dashboards) == 3
+    for cell in dashboards:
+        assert shows_widget(cell), f"`run` as the last line did not display the dashboard:\n{output_text(cell)[:300]}"
+    (during,) = tagged(nb, "while-searching")
+    text = output_text(during)
+    assert "while searching: running" in text, f"the cell did not run while the search was running:\n{text}"
+    (stop,) = tagged(nb, "stop")
+    text = output_text(stop)
+    assert re.match(r"(stopped|done): ", text), f"run.stop() should leave the run stopped (or done):\n{text[:2000]}"
+    assert re.search(r"^[1-9]\d* records in ", text, re.M), f"the records measured before the stop are gone:\n{text}"
+    compare = output_text(nb.cells[-2])
+    assert "evolutionary" in compare and "replay-trace" in compare, compare[:500]
+
+
+def check_05(nb: nbformat.NotebookNode) -> None:
+    (check,) = tagged(nb, "kernel-check")
+    assert "matches numpy" in output_text(check)
+    text = "\n".join(output_text(c) for c in nb.cells if c.cell_type == "code")
+    for name in ("kernel.so", "manifest.json", "schedule.py", "trace.py"):
+        assert name in text, f"the bundle listing does not show {name}"
+    assert "ratio kernel / numpy" in text
+    widgets = tagged(nb, "widget")
+    assert widgets and all(shows_widget(c) for c in widgets), "the ExportPanel was not displayed"
+
+
+CHECKS = {name: globals()[f"check_{name[:2]}"] for name in NOTEBOOKS}
+
+
+def test_notebooks_are_generated_without_outputs():
+    """The committed notebooks are exactly what ``notebooks/_build.py`` writes: no outputs, no drift."""
+    for name in NOTEBOOKS:
+        nb = nbformat.read(NOTEBOOK_DIR / name, as_version=4)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert not cell.outputs and cell.execution_count is None, f"{name} was committed with outputs"
+        assert len(tagged(nb, "parameters")) == 1, f"{name}: one budget cell tagged 'parameters'"
+    import subprocess
+
+    result = subprocess.run([sys.executable, str(NOTEBOOK_DIR / "_build.py"), "--check"], capture_output=True,
+                            text=True)
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NOTEBOOKS)
+def test_notebook(name: str, kernel_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    for key, value in SMALL_BUDGET.items():
+        monkeypatch.setenv(key, value)
+    nb, elapsed = execute(name, tmp_path, kernel_name)
+    print(f"{name}: {elapsed:.0f} s ({slowest_cells(nb)})")
+
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        text = output_text(cell)
+        noise = [marker for marker in CHATTER if marker in text]
+        assert not noise, f"{name} cell {index} shows TVM's output ({noise}):\n{text[:1500]}"
+    CHECKS[name](nb)
