@@ -238,14 +238,7 @@ def _get_search_progress_plot(info: _SearchProgressInfo) -> go.Figure:
               "type": "log" if info.log_y else "linear"}
     if info.metric == "latency":
         y_axis.update(tickformat="~s", ticksuffix="s")
-    title = f"Search progress: {info.n_trials} trial{'s' if info.n_trials != 1 else ''}"
-    if info.best.value:
-        best = info.best.value[-1]
-        title += f", best {best:.4g} GFLOPS" if info.metric == "gflops" else f", best {best * 1e3:.4g} ms"
-    if info.failures.trial:
-        title += f", {len(info.failures.trial)} failed"
-    if info.n_sessions > 1:
-        title += f" ({info.n_sessions} sessions, by colour)"
+    title = _search_progress_title(info)
     buttons_x = [
         {"label": label, "method": "update",
          "args": [{"visible": [x == want for x in XS for _ in range(3)]}, {"xaxis2.title.text": _X_TITLES[want]}]}
@@ -272,3 +265,16 @@ def _get_search_progress_plot(info: _SearchProgressInfo) -> go.Figure:
         annotations=[note_annotation(info.note)] if info.note else [],
     )
     return figure(traces, lay)
+
+
+def _search_progress_title(info: _SearchProgressInfo) -> str:
+    """The figure's title; a live dashboard sets it again on every redraw."""
+    title = f"Search progress: {info.n_trials} trial{'s' if info.n_trials != 1 else ''}"
+    if info.best.value:
+        best = info.best.value[-1]
+        title += f", best {best:.4g} GFLOPS" if info.metric == "gflops" else f", best {best * 1e3:.4g} ms"
+    if info.failures.trial:
+        title += f", {len(info.failures.trial)} failed"
+    if info.n_sessions > 1:
+        title += f" ({info.n_sessions} sessions, by colour)"
+    return title

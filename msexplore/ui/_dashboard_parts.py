@@ -41,13 +41,9 @@ def progress_frame(events: list[Any]) -> pd.DataFrame:
 
 def figure_title(info: Any) -> str:
     """The title ``plot_search_progress`` gives (kept in step with the data on every live redraw)."""
-    title = f"Search progress: {info.n_trials} trial{'s' if info.n_trials != 1 else ''}"
-    if info.best.value:
-        best = info.best.value[-1]
-        title += f", best {best:.4g} GFLOPS" if info.metric == "gflops" else f", best {best * 1e3:.4g} ms"
-    if info.failures.trial:
-        title += f", {len(info.failures.trial)} failed"
-    return title
+    from ..figures._progress import _search_progress_title
+
+    return _search_progress_title(info)
 
 
 def status_line(d: Any, n_events: int) -> str:
