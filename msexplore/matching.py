@@ -17,10 +17,12 @@ from .random_variables import decision_value
 __all__ = ["match_trace"]
 
 _DECISION = re.compile(r", decision=.*\)$")
+_PARALLEL = re.compile(r'(ann_key="meta_schedule\.parallel", ann_val=)\d+')
 
 
 def _key(trace: Trace) -> str:
-    return "\n".join(_DECISION.sub(")", line) for line in trace.as_python())
+    # Decisions differ between samples; so does the parallel extent, which TVM's MutateParallel rewrites.
+    return "\n".join(_PARALLEL.sub(r"\1*", _DECISION.sub(")", line)) for line in trace.as_python())
 
 
 def _index(space: Any) -> dict[str, tuple[Any, dict[int, Any]]]:
