@@ -8,7 +8,15 @@
 from .cost_model import CostModel, NotFittedError, Quality
 from .export import Bundle, Kernel, load_kernel
 from .measure import Measurement, RPCSettings, measure
-from .modules import ModuleFailure, TransformModule, default_module_names, module, registered_modules, unregister
+from .modules import (
+    ModuleFailure,
+    ModuleNotApplicable,
+    TransformModule,
+    default_module_names,
+    module,
+    registered_modules,
+    unregister,
+)
 from .random_variables import RandomVariable
 from .records import compare_runs, read_records
 from .sampling import Sample, SampleSet
@@ -17,6 +25,8 @@ from .space import DesignSpace, Space, SpaceError
 from .target import host_target, resolve_target
 from .traces import Diff, diff, instruction_table, trace_from_json, trace_to_json
 from .workloads import TensorSpec, Workload, workload, workload_names
+
+from . import hardware  # noqa: E402,F401  registers the hardware modules ("x86-vnni", ...) by name
 
 __version__ = "0.1.0"
 
@@ -41,6 +51,7 @@ __all__ = [
     "Diff",
     "DesignSpace",
     "ModuleFailure",
+    "ModuleNotApplicable",
     "RandomVariable",
     "Sample",
     "SampleSet",

@@ -89,7 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_argument("--target", metavar="TARGET",
                       help="'llvm -mcpu=znver5 -num-cores 2' or a JSON dict; default: this machine's CPU")
     tune.add_argument("--modules", default="default", metavar="NAME,...",
-                      help="transformation modules, comma-separated: 'default' or default module names (default)")
+                      help="transformation modules, comma-separated: 'default', default module names, or "
+                           "hardware modules such as 'x86-vnni' (e.g. default,x86-vnni; default: default)")
     tune.add_argument("--export", metavar="DIR", help="export the best kernel to DIR when the search ends")
     tune.add_argument("--overwrite", action="store_true", help="with --export: replace DIR if it exists")
     tune.add_argument("--rpc-tracker", metavar="HOST:PORT",

@@ -5,6 +5,10 @@ stochastic choices (``sch.sample_perfect_tile``, ``sch.sample_categorical``, ``s
 ``@module`` registers it by name; re-running the cell that defines it replaces the old one, and every space
 built afterwards uses the new one. The target's default rules are modules too, each with a name
 (``"multi_level_tiling"``, ...), and ``"default"`` stands for all of them in TVM's order.
+
+A module may instead be backed by a MetaSchedule ``ScheduleRule`` (``module(name=..., rule=...)``), and any
+module may bring the postprocessors its schedules need, name the targets it needs (``requires=``) and the
+modules it must run before (``before=``): that is what a hardware module is (see ``msexplore.hardware``).
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ from tvm.s_tir.meta_schedule.schedule_rule import PyScheduleRule
 __all__ = [
     "TransformModule",
     "ModuleFailure",
+    "ModuleNotApplicable",
     "module",
     "registered_modules",
     "unregister",
@@ -39,7 +44,7 @@ _REGISTRY: dict[str, TransformModule] = {}
 
 @dataclasses.dataclass(frozen=True)
 class TransformModule:
-    """A named transformation module: user code, or one of the target's default rules."""
+    """A named transformation module: user code, a MetaSchedule rule, or one of the target's default rules."""
 
     name: str
     fn: Callable[..., Any] | None = dataclasses.field(default=None, repr=False, compare=False)
@@ -48,6 +53,12 @@ class TransformModule:
     when: Callable[[Schedule, Any], bool] | None = dataclasses.field(default=None, repr=False, compare=False)
     default_kind: str | None = None  # the target kind whose default rule this is ("llvm"), None for user code
     doc: str = ""
+    rule: Any = dataclasses.field(default=None, repr=False, compare=False)  # an ms.ScheduleRule instead of ``fn``
+    # postprocessors the module's schedules need; a space adds them after its own (once each)
+    postprocs: tuple[Any, ...] = dataclasses.field(default=(), repr=False, compare=False)
+    # ``requires(target)``: None when the target has what the module needs, else a sentence saying what is missing
+    requires: Callable[[Any], str | None] | None = dataclasses.field(default=None, repr=False, compare=False)
+    before: tuple[str, ...] = ()  # modules this one must run before when a space has both
 
     @property
     def is_default(self) -> bool:
@@ -56,8 +67,22 @@ class TransformModule:
     def __call__(self, sch: Schedule, *args: Any) -> Any:
         """Run the module's function directly, e.g. on a hand-made schedule while writing it."""
         if self.fn is None:
-            raise TypeError(f"module {self.name!r} is one of TVM's default rules; it has no Python function to call")
+            what = "one of TVM's default rules" if self.is_default else f"the MetaSchedule rule {self.rule_name()}"
+            raise TypeError(f"module {self.name!r} is {what}; it has no Python function to call")
         return self.fn(sch, *args)
+
+    def make_rule(self) -> Any:
+        """A fresh copy of the MetaSchedule rule behind the module (None for a Python function)."""
+        return None if self.rule is None else self.rule.clone()
+
+    def rule_name(self) -> str:
+        return "" if self.rule is None else getattr(self.rule, "_cls", type(self.rule)).__name__
+
+    def check_target(self, target: Any) -> None:
+        """Raise ``ModuleNotApplicable`` if the module says the target lacks what it needs."""
+        reason = None if self.requires is None else self.requires(target)
+        if reason:
+            raise ModuleNotApplicable(f"module {self.name!r} does not apply to the target {target}: {reason}")
 
     def applies_to(self, sch: Schedule, block: Any) -> bool:
         if self.blocks is not None and sch.get(block).name_hint not in self.blocks:
@@ -78,6 +103,10 @@ class ModuleFailure:
         return f"module {self.module!r} failed on block {self.block!r}: {self.error}"
 
 
+class ModuleNotApplicable(ValueError):
+    """A module was asked for on a target that lacks what it needs (e.g. an instruction set)."""
+
+
 def module(
     fn: Callable[..., Any] | None = None,
     *,
@@ -85,8 +114,16 @@ def module(
     scope: Scope = "block",
     blocks: Iterable[str] | None = None,
     when: Callable[[Schedule, Any], bool] | None = None,
+    rule: Any = None,
+    postprocs: Sequence[Any] = (),
+    requires: Callable[[Any], str | None] | None = None,
+    before: Iterable[str] = (),
+    doc: str | None = None,
 ) -> Any:
     """Register a transformation module; use as ``@module`` or ``@module(blocks=["C"])``.
+
+    Or register a MetaSchedule rule as a module, without a function:
+    ``module(name="x86-vnni", rule=ms.schedule_rule.MultiLevelTilingWithIntrin(...), postprocs=[...])``.
 
     Parameters
     ----------
@@ -100,29 +137,74 @@ def module(
         Registry key; defaults to the function's name. Registering the same name again replaces the module.
     blocks, when
         Optional applicability: only the named blocks, and/or only where ``when(sch, block)`` is true.
+    rule
+        Instead of ``fn``: a MetaSchedule ``ScheduleRule`` that does the work (cloned for every space), e.g.
+        ``ms.schedule_rule.MultiLevelTilingWithIntrin(...)``. Its random variables are attributed to the
+        module like a function's; ``name=`` is required.
+    postprocs
+        MetaSchedule postprocessors the module's schedules need (e.g. ``RewriteTensorize`` after a rule that
+        marks blocks for tensorization). A space runs them after its own, each kind once.
+    requires
+        ``requires(target) -> str | None``: None when the target has what the module needs, otherwise a
+        sentence saying what it lacks; a space for such a target raises ``ModuleNotApplicable`` with it.
+    before
+        Names of modules this one must run before, per block, when a space lists both (a hardware tiling
+        runs before the generic ``multi_level_tiling``, which would otherwise tile the block first).
+    doc
+        What the module does, in a sentence; defaults to the function's docstring.
     """
     if scope not in _SCOPES:
         raise ValueError(f"scope must be one of {list(_SCOPES)}, got {scope!r}")
     if scope == "program" and (blocks is not None or when is not None):
         raise ValueError("a program-scope module runs once on the whole schedule; it takes no blocks= or when=")
     block_names = None if blocks is None else _block_names(blocks)
+    extras = _module_extras(postprocs, requires, before)
+    if rule is not None:
+        if fn is not None:
+            raise ValueError("a module is a function or a MetaSchedule rule (rule=), not both")
+        if scope != "block":
+            raise ValueError("a rule-backed module applies per block, like MetaSchedule's rules; drop scope=")
+        if not isinstance(rule, ms.ScheduleRule):
+            raise TypeError(
+                f"rule must be an ms.ScheduleRule (e.g. MultiLevelTilingWithIntrin), got {type(rule).__name__}"
+            )
+        _check_name(name)
+        mod = TransformModule(name=name, blocks=block_names, when=when, doc=doc or "", rule=rule, **extras)
+        _REGISTRY[name] = mod
+        return mod
 
     def register(f: Callable[..., Any]) -> TransformModule:
         if not callable(f):
             raise TypeError(f"@module expects a function, got {type(f).__name__}")
         key = name if name is not None else getattr(f, "__name__", None)
         _check_name(key)
-        mod = TransformModule(
-            name=key, fn=f, scope=scope, blocks=block_names, when=when, doc=(f.__doc__ or "").strip()
-        )
+        text = doc if doc is not None else (f.__doc__ or "").strip()
+        mod = TransformModule(name=key, fn=f, scope=scope, blocks=block_names, when=when, doc=text, **extras)
         _REGISTRY[key] = mod
         return mod
 
     return register if fn is None else register(fn)
 
 
+def _module_extras(postprocs: Any, requires: Any, before: Any) -> dict[str, Any]:
+    if isinstance(postprocs, ms.Postproc):
+        postprocs = [postprocs]
+    postprocs = tuple(postprocs)
+    if not all(isinstance(p, ms.Postproc) for p in postprocs):
+        raise TypeError(
+            "postprocs must be a list of MetaSchedule postprocessors (ms.Postproc, or @derived_object PyPostproc), "
+            f"got {', '.join(type(p).__name__ for p in postprocs)}"
+        )
+    if requires is not None and not callable(requires):
+        raise TypeError(f"requires must be a function (target) -> str | None, got {type(requires).__name__}")
+    before = (before,) if isinstance(before, str) else tuple(before)
+    if not all(isinstance(b, str) and b for b in before):
+        raise ValueError(f"before must be a list of module names, got {before!r}")
+    return {"postprocs": postprocs, "requires": requires, "before": before}
+
+
 def registered_modules() -> dict[str, TransformModule]:
-    """The user modules registered so far, by name (a copy)."""
+    """The modules registered so far, by name (a copy): yours, and msexplore's hardware modules ("x86-vnni")."""
     return dict(_REGISTRY)
 
 
@@ -221,6 +303,19 @@ def resolve_modules(specs: Sequence[Any], kind: str = "llvm") -> list[TransformM
         raise ValueError(f"modules listed more than once: {dupes}")
     if not out:
         raise ValueError("a space needs at least one module, e.g. modules=['default']")
+    return _honour_before(out)
+
+
+def _honour_before(modules: list[TransformModule]) -> list[TransformModule]:
+    """Move each module that declares ``before=`` ahead of the first of those modules listed earlier."""
+    out = list(modules)
+    for mod in modules:
+        if not mod.before:
+            continue
+        here = out.index(mod)
+        ahead = [k for k, other in enumerate(out[:here]) if other.name in mod.before]
+        if ahead:
+            out.insert(ahead[0], out.pop(here))
     return out
 
 
@@ -235,10 +330,14 @@ class Attribution:
     def __init__(self) -> None:
         self.origin: dict[Any, tuple[str, str]] = {}  # sampling Instruction -> (module, block)
         self.failures: list[ModuleFailure] = []
+        self.changed: set[str] = set()  # modules that added instructions to some schedule
 
     def record(self, schedules: Sequence[Schedule], start: int, module_name: str, block_name: str) -> None:
         for sch in schedules:
-            for inst in list(sch.trace.insts)[start:]:
+            insts = list(sch.trace.insts)[start:]
+            if insts:
+                self.changed.add(module_name)
+            for inst in insts:
                 if inst.kind.name in self.SAMPLING and inst not in self.origin:
                     self.origin[inst] = (module_name, block_name)
 
@@ -246,7 +345,9 @@ class Attribution:
 def as_schedule_rules(modules: Sequence[TransformModule], kind: str, attribution: Attribution) -> list[Any]:
     """Schedule rules for PostOrderApply: every module wrapped so its random variables are attributed to it."""
     defaults = {n: r for n, r in zip(_default_names(kind), _default_rules(kind))}
-    return [_ModuleRule(m, defaults.get(m.name) if m.is_default else None, attribution) for m in modules]
+    return [
+        _ModuleRule(m, defaults.get(m.name) if m.is_default else m.make_rule(), attribution) for m in modules
+    ]
 
 
 def _normalize_result(mod: TransformModule, sch: Schedule, result: Any) -> list[Schedule]:
@@ -278,6 +379,8 @@ class _ModuleRule(PyScheduleRule):
         start = len(sch.trace.insts)
         try:
             if self.inner is not None:
+                if not self.mod.applies_to(sch, block):
+                    return [sch]
                 out = list(self.inner.apply(sch, block))
             elif self.mod.scope == "program":
                 if sch.get_sref(block).parent is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import re
+import warnings
 from collections.abc import Sequence
 from typing import Any
 
@@ -57,12 +58,16 @@ class Space:
         A ``Workload`` or anything ``mx.workload`` accepts (an operator name, a PrimFunc, TE tensors).
     modules
         Names and ``@mx.module`` functions: ``"default"`` (the target's default modules), a default module by
-        name (``"multi_level_tiling"``), or a registered module. Order is the order of application per block.
+        name (``"multi_level_tiling"``), or a registered module, such as the hardware modules of
+        ``msexplore.hardware`` (``"x86-vnni"``). Order is the order of application per block, except that a
+        module declaring ``before=`` runs ahead of those modules. A module whose ``requires`` says the target
+        lacks what it needs raises ``ModuleNotApplicable`` before any work.
     target
         ``None`` for the host CPU, a dict, a ``tvm.target.Target`` or an old-style string.
     postprocs, mutators
         ``"default"`` (the target's, named explicitly so int8 workloads do not get a broken tensorized space)
-        or lists of MetaSchedule postprocessors / a ``{mutator: probability}`` dict.
+        or lists of MetaSchedule postprocessors / a ``{mutator: probability}`` dict. The postprocessors the
+        modules bring (``mx.module(postprocs=...)``) run after these, each kind once.
     seed
         Seed of the design-space generation (the structure; decisions are drawn by ``sample``).
     """
@@ -82,14 +87,15 @@ class Space:
         self.target = resolve_target(target)
         self.kind = self.target.kind.name
         self.modules: list[TransformModule] = resolve_modules(modules, self.kind)
+        for mod in self.modules:
+            mod.check_target(self.target)
         self._postprocs_spec = postprocs
         self._mutators_spec = mutators
         self.seed = _check_seed(seed)
         attribution = Attribution()
         postprocs = self.postprocs_list()
         # C++ (and clone()) hand Python postprocessors back as "_PyPostproc": keep the user's names for messages
-        named = postprocs if isinstance(self._postprocs_spec, str) else self._postprocs_spec
-        self.postproc_names: list[str] = [_postproc_name(p) for p in named]
+        self.postproc_names: list[str] = [_postproc_name(p) for p in self._named_postprocs()]
         context = self._tune_context(self._post_order_apply(attribution, postprocs))
         schedules = context.generate_design_space()
         self.postprocs = list(context.space_generator.postprocs)  # initialised with the context
@@ -98,20 +104,33 @@ class Space:
         self.design_spaces: list[DesignSpace] = [
             _design_space(k, self.workload.mod, sch.trace, attribution.origin) for k, sch in enumerate(schedules)
         ]
+        for mod in self.modules:  # a rule-backed module that matched no block is most likely a surprise
+            if mod.rule is not None and mod.name not in attribution.changed and not self.failures:
+                warnings.warn(
+                    f"module {mod.name!r} changed no block of {self.workload.name}"
+                    + (f": {mod.doc.splitlines()[0]}" if mod.doc else ""),
+                    stacklevel=2,
+                )
 
     # ---- what MetaSchedule needs ----
     def postprocs_list(self) -> list[Any]:
+        """Fresh postprocessors: the space's own, then those its modules bring that are not there yet."""
+        return [p.clone() for p in self._named_postprocs()]
+
+    def _named_postprocs(self) -> list[Any]:
         spec = self._postprocs_spec
         if isinstance(spec, str):
             if spec != "default":
                 raise ValueError(f"postprocs must be 'default' or a list of postprocessors, got {spec!r}")
-            return list(ms.Postproc.create(self.kind))
-        if not isinstance(spec, (list, tuple)) or not all(isinstance(p, ms.Postproc) for p in spec):
+            own = list(ms.Postproc.create(self.kind))
+        elif not isinstance(spec, (list, tuple)) or not all(isinstance(p, ms.Postproc) for p in spec):
             raise TypeError(
                 f"postprocs must be 'default' or a list of MetaSchedule postprocessors (ms.Postproc, or "
                 f"@derived_object PyPostproc), got {_describe(spec)}"
             )
-        return [p.clone() for p in spec]
+        else:
+            own = list(spec)
+        return _add_module_postprocs(own, self.modules)
 
     def mutators_dict(self) -> dict[Any, float]:
         spec = self._mutators_spec
@@ -249,6 +268,24 @@ def _design_space(index: int, mod: Any, trace: Trace, origin: dict) -> DesignSpa
         random_variables=tuple(describe_random_variables(mod, trace, origin)),  # its decisions: deterministic
         signature=_signature(bare),
     )
+
+
+def _add_module_postprocs(own: list[Any], modules: Sequence[TransformModule]) -> list[Any]:
+    """``own`` plus each module's postprocessors that are not there yet, keeping each module's order.
+
+    One that is missing goes before the first of the same module's later postprocessors already present
+    (a user's list with ``RewriteTensorize`` keeps an unroll step ahead of it), else at the end.
+    """
+    out = list(own)
+    for mod in modules:
+        wanted = list(mod.postprocs)
+        for k, post in enumerate(wanted):
+            names = [_postproc_name(p) for p in out]
+            if _postproc_name(post) in names:
+                continue
+            later = [names.index(_postproc_name(p)) for p in wanted[k + 1 :] if _postproc_name(p) in names]
+            out.insert(min(later) if later else len(out), post)
+    return out
 
 
 def _describe(value: Any) -> str:

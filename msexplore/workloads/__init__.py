@@ -1,8 +1,8 @@
 """Workloads: what MetaSchedule tunes, with its arguments, FLOP count, random inputs and a reference.
 
-``workload(spec, **params)`` accepts the name of an operator of the paper's set (``"GMM"``, ``"C2D"``...,
-see ``workload_names()``), a PrimFunc written with ``@T.prim_func(s_tir=True)``, an IRModule holding one
-such PrimFunc, or a list of TE tensors. The result is normalized the way MetaSchedule's database keys
+``workload(spec, **params)`` accepts the name of an operator of the paper's set (``"GMM"``, ``"C2D"``...)
+or of the int8 operators (``"DENSE_U8S8"``, ``"C2D_U8S8"``; see ``workload_names()``), a PrimFunc written
+with ``@T.prim_func(s_tir=True)``, an IRModule holding one such PrimFunc, or a list of TE tensors. The result is normalized the way MetaSchedule's database keys
 workloads: global symbol ``main`` and ``tirx.noalias``, so ``Workload.mod`` matches ``tune_tir``'s records.
 """
 
@@ -175,7 +175,7 @@ class Workload:
 
 
 def workload_names() -> list[str]:
-    """The names of the paper's operator set, in the paper's order."""
+    """The names of the named operators: the paper's set in the paper's order, then the int8 operators."""
     return list(_operators.OPERATOR_NAMES)
 
 

@@ -1,7 +1,9 @@
 """Numpy references for the named operators, written from the TE definitions in ``te_workload``.
 
 Each reference takes the operator's parameters and its input arrays (in PrimFunc argument order,
-outputs left out) and returns the outputs in float64; the caller casts them to the output dtype.
+outputs left out) and returns the outputs in float64 (int64 for the int8 operators, exact whatever the
+data: a kernel whose arithmetic saturates or wraps cannot match by luck); the caller casts them to the
+output dtype.
 """
 
 from __future__ import annotations
@@ -115,6 +117,36 @@ def _transpose_batch_matmul(p, inputs):
     return [np.einsum("bihk,bjhk->bhij", query, value)]
 
 
+def _unpack_weight(packed):
+    """``B[o/16, i/4, o%16, i%4]`` (the 16x4 dot-product layout) -> ``W[o, i]``, as int64."""
+    blocks_o, blocks_i, lanes, group = packed.shape
+    return np.asarray(packed, np.int64).transpose(0, 2, 1, 3).reshape(blocks_o * lanes, blocks_i * group)
+
+
+def _dense_u8s8(p, inputs):
+    data, packed = inputs
+    return [np.asarray(data, np.int64) @ _unpack_weight(packed).T]
+
+
+def _conv2d_u8s8(p, inputs):
+    """NCHW4c x OIHW16o4i -> NCHW16c, as an int64 im2col matmul."""
+    data, packed = inputs
+    n, c_blocks, h, w, group = data.shape
+    o_blocks, _, k, _, lanes, _ = packed.shape
+    s, pad = p["stride"], p["padding"]
+    x = np.asarray(data, np.int64).transpose(0, 2, 3, 1, 4).reshape(n, h, w, c_blocks * group)  # NHWC
+    x = np.pad(x, [(0, 0), (pad, pad), (pad, pad), (0, 0)])
+    out_h, out_w = (h + 2 * pad - k) // s + 1, (w + 2 * pad - k) // s + 1
+    windows = [
+        x[:, kh : kh + s * (out_h - 1) + 1 : s, kw : kw + s * (out_w - 1) + 1 : s] for kh in range(k) for kw in range(k)
+    ]
+    patches = np.stack(windows, axis=3)  # (N, OH, OW, KH*KW, CI)
+    # kernel (O/16, I/4, KH, KW, 16, 4) -> (KH*KW, CI, CO), rows in the patches' order
+    weight = np.asarray(packed, np.int64).transpose(2, 3, 1, 5, 0, 4).reshape(k * k, c_blocks * group, o_blocks * lanes)
+    out = patches.reshape(n * out_h * out_w, -1) @ weight.reshape(-1, o_blocks * lanes)  # int64: exact
+    return [out.reshape(n, out_h, out_w, o_blocks, lanes).transpose(0, 3, 1, 2, 4)]
+
+
 REFERENCES: dict[str, Reference] = {
     "GMM": _gmm,
     "C1D": _conv,
@@ -129,4 +161,6 @@ REFERENCES: dict[str, Reference] = {
     "SFM": _softmax,
     "CBR": _conv_bn_relu,
     "TBG": _transpose_batch_matmul,
+    "DENSE_U8S8": _dense_u8s8,
+    "C2D_U8S8": _conv2d_u8s8,
 }

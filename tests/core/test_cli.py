@@ -282,5 +282,5 @@ def test_the_installed_command_and_python_m():
     assert result.returncode == 2 and "Traceback" not in result.stderr
     assert result.stderr.strip().splitlines()[-1] == (
         "msexplore tune: error: unknown operator 'FOO'; valid names: GMM, C1D, C2D, C3D, DEP, DIL, GRP, T2D, CAP, "
-        "NRM, SFM, CBR, TBG"
+        "NRM, SFM, CBR, TBG, DENSE_U8S8, C2D_U8S8"
     )

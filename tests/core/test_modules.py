@@ -291,3 +291,90 @@ def test_a_tvm_error_inside_a_module_is_reported_by_its_sentence(gmm, target):
     assert [f.error for f in space.failures] == [
         "ScheduleError: All the constant factors are required to be positive. However, the factor at position 0 is 0"
     ]
+
+
+# ---- modules backed by a MetaSchedule rule, with postprocessors, requirements and an order -------------------
+
+
+def _tiling_rule():
+    from tvm.s_tir import meta_schedule as ms
+
+    return ms.schedule_rule.MultiLevelTiling(structure="SRS", max_innermost_factor=8)
+
+
+def test_a_metaschedule_rule_as_a_module_gets_its_variables_attributed(gmm, target):
+    mx.module(name="my_rule_tiling", rule=_tiling_rule(), doc="SRS tiling by MetaSchedule's own rule")
+    space = mx.Space(gmm, modules=["my_rule_tiling"], target=target)
+    summary = space.summary()
+    assert set(summary["module"]) == {"my_rule_tiling"} and "Z.tile_i" in set(summary["name"])
+    assert set(summary["domain"]) >= {"2 factors of 64, innermost <= 8"}
+    mod = mx.registered_modules()["my_rule_tiling"]
+    assert mod.doc == "SRS tiling by MetaSchedule's own rule" and mod.make_rule() is not mod.rule
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "error", "message"),
+    [
+        ({"rule": "tiling"}, TypeError, r"rule must be an ms.ScheduleRule \(e.g. MultiLevelTilingWithIntrin\), "
+         r"got str"),
+        ({"postprocs": ["RewriteTensorize"]}, TypeError, r"postprocs must be a list of MetaSchedule postprocessors"),
+        ({"requires": "avx512"}, TypeError, r"requires must be a function \(target\) -> str \| None, got str"),
+        ({"before": [3]}, ValueError, r"before must be a list of module names, got \(3,\)"),
+    ],
+)
+def test_bad_rule_module_arguments(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        mx.module(name="bad_rule_module", **{"rule": _tiling_rule(), **kwargs})
+
+
+def test_a_module_is_a_function_or_a_rule_not_both():
+    with pytest.raises(ValueError, match=r"a module is a function or a MetaSchedule rule \(rule=\), not both"):
+        mx.module(tile_j, name="both", rule=_tiling_rule())
+
+
+def test_before_moves_a_module_ahead_of_the_modules_it_names(tile_module):
+    early = mx.module(tile_j, name="early", before=["multi_level_tiling", "tv_session"])
+    names = [m.name for m in resolve_modules(["default", tile_module, early])]
+    assert names == [*LLVM_DEFAULTS[:4], "early", *LLVM_DEFAULTS[4:], "tv_session"]
+    assert [m.name for m in resolve_modules([early, "multi_level_tiling"])] == ["early", "multi_level_tiling"]
+
+
+def test_module_postprocessors_run_after_the_spaces_own_once_each(gmm, target):
+    from tvm.s_tir import meta_schedule as ms
+
+    from msexplore.hardware.vnni import UnrollTensorizedVectorLoops  # harmless here: nothing is tensorized
+
+    first = mx.module(tile_j, name="needs_a", blocks=["Z"], postprocs=[UnrollTensorizedVectorLoops(),
+                                                                       ms.postproc.RewriteTensorize()])
+    second = mx.module(unroll_choice, name="needs_b", blocks=["Z"], postprocs=[ms.postproc.RewriteTensorize()])
+    space = mx.Space(gmm, modules=[first, second], target=target)  # "default" postprocessors, then theirs
+    defaults = ["DisallowDynamicLoop", "RewriteParallelVectorizeUnroll", "RewriteReductionBlock", "RewriteLayout"]
+    assert space.postproc_names == [*defaults, "UnrollTensorizedVectorLoops", "RewriteTensorize"]
+    assert len(space.postprocs) == 6 and len(space.sample(4, seed=0).valid) == 4
+    # a list of one's own keeps its order; what a module needs and lacks goes before its later ones already there
+    own = mx.Space(gmm, modules=[first], target=target, postprocs=[ms.postproc.RewriteTensorize()])
+    assert own.postproc_names == ["UnrollTensorizedVectorLoops", "RewriteTensorize"]
+
+
+def test_a_module_whose_target_requirement_fails_refuses_the_space_before_any_work(gmm, target):
+    calls = []
+
+    def needs_gpu(t):
+        calls.append(t.kind.name)
+        return None if t.kind.name == "cuda" else "it tiles for a GPU; use a cuda target"
+
+    mx.module(tile_j, name="gpu_only", requires=needs_gpu)
+    with pytest.raises(mx.ModuleNotApplicable, match=r"module 'gpu_only' does not apply to the target \{.*\}: it "
+                       r"tiles for a GPU; use a cuda target"):
+        mx.Space(gmm, modules=["default", "gpu_only"], target=target)
+    assert calls == ["llvm"]
+
+
+def test_a_rule_module_that_changes_nothing_warns(gmm, target):
+    from tvm.s_tir import meta_schedule as ms
+
+    mx.module(name="idle_rule", rule=ms.schedule_rule.AutoInline(
+        into_producer=False, into_consumer=True, inline_const_tensor=True, disallow_if_then_else=True,
+        require_injective=True, require_ordered=True, disallow_op=None), doc="Inlines elementwise blocks.")
+    with pytest.warns(UserWarning, match=r"module 'idle_rule' changed no block of GMM: Inlines elementwise blocks."):
+        mx.Space(gmm, modules=["default", "idle_rule"], target=target)

@@ -31,6 +31,8 @@ TINY = {
     "SFM": dict(m=6, n=9),
     "CBR": dict(h=8, w=8, ci=4, co=6, kernel_size=3, strides=1, padding=1),
     "TBG": dict(batch=2, seq_len=6, n_head=2, n_dim=4),
+    "DENSE_U8S8": dict(m=8, n=32, k=16),
+    "C2D_U8S8": dict(h=6, w=5, ci=8, co=16, stride=2),
 }
 
 EXPECTED_DEFAULTS = {
@@ -47,6 +49,8 @@ EXPECTED_DEFAULTS = {
     "SFM": dict(m=256, n=256),
     "CBR": dict(n=1, h=224, w=224, ci=3, co=64, kernel_size=7, strides=2, padding=3, dilation=1),
     "TBG": dict(batch=1, seq_len=128, n_head=12, n_dim=64),
+    "DENSE_U8S8": dict(m=128, n=768, k=768),
+    "C2D_U8S8": dict(n=1, h=56, w=56, ci=64, co=64, kernel_size=3, stride=1, padding=1),
 }
 
 
@@ -80,7 +84,7 @@ def _te_int8_matmul(n=64, m=64, k=64):
     return [a, b, c]
 
 
-def test_workload_names_are_the_paper_set_in_order():
+def test_workload_names_are_the_paper_set_in_order_then_the_int8_operators():
     assert workload_names() == list(TINY)
 
 

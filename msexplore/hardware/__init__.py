@@ -1,0 +1,10 @@
+"""Hardware modules shipped with msexplore: transformation modules (and the postprocessors they need) for
+particular instruction sets, usable by name like the target's defaults, e.g.
+``mx.Space(wl, modules=["default", "x86-vnni"])``. Each checks that the target has the instructions it needs.
+
+Importing this package registers them; ``msexplore`` imports it.
+"""
+
+from __future__ import annotations
+
+from . import avx512, vnni  # noqa: F401  (registration on import)
