@@ -30,6 +30,7 @@ NOTEBOOKS = [
     "03_cost_model.ipynb",
     "04_live_search.ipynb",
     "05_export_kernel.ipynb",
+    "06_growing_the_space.ipynb",
 ]
 # Tiny budgets: two measured batches per search (04 stops after the first), a 64^3 GMM, a few samples.
 SMALL_BUDGET = {
@@ -38,6 +39,8 @@ SMALL_BUDGET = {
     "MSX_TRIALS": "8",
     "MSX_BATCH": "4",
     "MSX_POPULATION": "16",
+    "MSX_INT8_M": "32",  # 06: a 32 x 128 x 128 int8 dense
+    "MSX_INT8_NK": "128",
 }
 CELL_TIMEOUT_S = 600  # the first mx.Space of a kernel alone can take 90 s on a loaded 2-core machine
 KERNEL = "msexplore-test-venv"
@@ -176,6 +179,23 @@ def check_05(nb: nbformat.NotebookNode) -> None:
     assert widgets and all(shows_widget(c) for c in widgets), "the ExportPanel was not displayed"
 
 
+def check_06(nb: nbformat.NotebookNode) -> None:
+    text = "\n".join(output_text(c) for c in nb.cells if c.cell_type == "code")
+    assert "0 of 8 samples compile" in text, "TVM's stock VNNI intrinsic should fail with LLVM 22"
+    assert "8 of 8 samples compile" in text, "the grown module should compile every sample"
+    assert "on a Skylake target: module 'x86-vnni' does not apply" in text
+    assert re.search(r"valid: (\d+) of \1\b", text), "a space sampled invalid programs"
+    dashboards = tagged(nb, "dashboard")
+    assert len(dashboards) == 2 and all(shows_widget(c) for c in dashboards), "a search dashboard was not displayed"
+    (check,) = tagged(nb, "vnni-check")
+    result = output_text(check)
+    assert re.search(r"x86-vnni best: Candidate\(trial \d+, [\d.]+ ms, [\d.]+ GFLOPS, verified\)", result), result
+    assert "vpdpbusd in the kernel: True" in result
+    (figure,) = tagged(nb, "side-by-side")
+    assert any("application/vnd.plotly.v1+json" in out.get("data", {}) for out in figure.outputs), "no figure"
+    assert "default + x86-vnni" in output_text(figure)
+
+
 CHECKS = {name: globals()[f"check_{name[:2]}"] for name in NOTEBOOKS}
 
 
@@ -197,6 +217,12 @@ def test_notebooks_are_generated_without_outputs():
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NOTEBOOKS)
 def test_notebook(name: str, kernel_name: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    if name.startswith("06"):
+        from msexplore.hardware.vnni import missing_vnni
+        from msexplore.target import host_target
+
+        if missing_vnni(host_target()):
+            pytest.skip("notebook 06 tunes for AVX-512 VNNI, which this CPU does not have")
     for key, value in SMALL_BUDGET.items():
         monkeypatch.setenv(key, value)
     nb, elapsed = execute(name, tmp_path, kernel_name)
