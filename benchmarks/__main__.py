@@ -1,25 +1,41 @@
-"""``python -m benchmarks [sampling] [search] [--quick]``: print each suite's table and write results/*.json."""
+"""``python -m benchmarks [suite ...] [--quick] [--only TEXT]``: print each suite's table, write results/*.json."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
+import inspect
 
-SUITES = {"sampling": "benchmarks.sampling", "search": "benchmarks.search_speed"}
+SUITES = {
+    "sampling": "benchmarks.sampling",
+    "search": "benchmarks.search_speed",
+    "kernels": "benchmarks.kernels",
+    "int8": "benchmarks.int8",
+}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("suites", nargs="*", choices=[*SUITES, []][:-1] or None, help=f"default: all of {list(SUITES)}")
     parser.add_argument("--quick", action="store_true", help="small shapes and budgets (a smoke run, not the figures)")
+    parser.add_argument(
+        "--only", metavar="TEXT", help="kernels: only the cases whose label contains one of these comma-separated "
+        "texts, e.g. --only '1024,C2D' (written as <suite>-partial.json)",
+    )
     args = parser.parse_args(argv)
     from ._common import machine, write_results
 
     print("machine:", machine())
     for name in args.suites or list(SUITES):
         print(f"\n== {name} ==")
-        result = importlib.import_module(SUITES[name]).run(quick=args.quick)
-        print("written:", write_results(name + ("-quick" if args.quick else ""), result))
+        run = importlib.import_module(SUITES[name]).run
+        kwargs = {"quick": args.quick}
+        partial = args.only and "only" in inspect.signature(run).parameters
+        if partial:
+            kwargs["only"] = [t.strip() for t in args.only.split(",") if t.strip()]
+        result = run(**kwargs)
+        suffix = ("-quick" if args.quick else "") + ("-partial" if partial else "")
+        print("written:", write_results(name + suffix, result))
     return 0
 
 

@@ -36,6 +36,9 @@ def plain_tune_tir(wl: mx.Workload, target, work_dir: str, trials: int, batch: i
         seed=seed,
     )
     sch = ms.tir_integration.compile_tir(db, wl.func, target)
+    if sch is None:  # every candidate failed (e.g. builds timing out while workers re-import the intrinsics)
+        errors = [r.run_secs for r in db.get_all_tuning_records()]
+        raise RuntimeError(f"plain tune_tir found no valid candidate in {len(errors)} records; machine too loaded?")
     return remeasure(sch.mod, wl, target)
 
 
