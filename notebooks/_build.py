@@ -1,4 +1,4 @@
-"""Writes the six guided notebooks from the cells below, without outputs (what gets committed).
+"""Writes the guided notebooks from the cells below, without outputs (what gets committed).
 
     .venv/bin/python notebooks/_build.py           # regenerate notebooks/0*.ipynb
     .venv/bin/python notebooks/_build.py --check   # exit 1 if a committed notebook differs from this script
@@ -791,6 +791,8 @@ parallelism, unrolling). `benchmarks/int8.py` runs this comparison with the full
 """),
 ]
 
+from _cells_07 import N07  # noqa: E402  (notebook 07's cells live in their own file)
+
 NOTEBOOKS = {
     "01_authoring_modules.ipynb": N01,
     "02_sampling_traces_decisions.ipynb": N02,
@@ -798,6 +800,7 @@ NOTEBOOKS = {
     "04_live_search.ipynb": N04,
     "05_export_kernel.ipynb": N05,
     "06_growing_the_space.ipynb": N06,
+    "07_faster_gemm_avx512.ipynb": N07,
 }
 
 

@@ -31,6 +31,7 @@ NOTEBOOKS = [
     "04_live_search.ipynb",
     "05_export_kernel.ipynb",
     "06_growing_the_space.ipynb",
+    "07_faster_gemm_avx512.ipynb",
 ]
 # Tiny budgets: two measured batches per search (04 stops after the first), a 64^3 GMM, a few samples.
 SMALL_BUDGET = {
@@ -194,6 +195,16 @@ def check_06(nb: nbformat.NotebookNode) -> None:
     (figure,) = tagged(nb, "side-by-side")
     assert any("application/vnd.plotly.v1+json" in out.get("data", {}) for out in figure.outputs), "no figure"
     assert "default + x86-vnni" in output_text(figure)
+
+
+def check_07(nb: nbformat.NotebookNode) -> None:
+    (profile,) = tagged(nb, "avx-profile")
+    text = output_text(profile)
+    zmm = re.search(r"'zmm \(16 lanes\)': (\d+)", text)
+    assert zmm and int(zmm.group(1)) > 0, f"the x86-avx512 kernel's inner loop has no zmm FMAs:\n{text[:1500]}"
+    (searched,) = tagged(nb, "searched")
+    table = output_text(searched)
+    assert re.search(r"default\s+done", table) and re.search(r"x86-avx512\s+done", table), table[:1000]
 
 
 CHECKS = {name: globals()[f"check_{name[:2]}"] for name in NOTEBOOKS}
