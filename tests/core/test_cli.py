@@ -216,7 +216,7 @@ def test_debug_shows_the_traceback(capsys):
     assert main(["tune", "FOO", "--debug"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" in err and err.rstrip().endswith("valid names: GMM, C1D, C2D, C3D, DEP, DIL, GRP, T2D, CAP, NRM, "
-                                                       "SFM, CBR, TBG")
+                                                       "SFM, CBR, TBG, DENSE_U8S8, C2D_U8S8")
 
 
 def test_folders_that_are_files_or_exist_are_refused_before_any_work(tmp_path, capsys):
