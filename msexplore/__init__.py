@@ -5,6 +5,10 @@
 >>> samples = space.sample(50, seed=0)
 """
 
+from .target import run_kernels_on_every_core as _run_kernels_on_every_core
+
+_run_kernels_on_every_core()  # before any kernel runs: TVM alone would use half the cores of a VM (see target.py)
+
 from .cost_model import CostModel, NotFittedError, Quality
 from .export import Bundle, Kernel, load_kernel
 from .measure import Measurement, RPCSettings, measure

@@ -115,3 +115,39 @@ def test_non_llvm_kinds_get_no_cpu_attributes():
 def test_bad_targets_say_what_is_accepted(bad, error, message):
     with pytest.raises(error, match=message):
         mx.resolve_target(bad)
+
+
+# Kernels run on every physical core. TVM alone starts hardware_concurrency()/2 threads on x86, so on a VM whose
+# vCPUs are real cores (this machine: 2 vCPUs, 1 thread per core) every kernel ran on one core.
+_THREADS_PROBE = """
+import msexplore, tvm
+from tvm.support.popen_pool import PopenWorker
+from msexplore.target import kernel_threads
+worker = PopenWorker()
+worker.send(tvm.runtime.num_threads)
+print(tvm.runtime.num_threads(), worker.recv(), kernel_threads())
+"""
+
+
+def _probe_threads(**env: str) -> list[int]:
+    import subprocess
+    import sys
+
+    clean = {k: v for k, v in os.environ.items() if k not in ("TVM_NUM_THREADS", "OMP_NUM_THREADS")}
+    out = subprocess.run(
+        [sys.executable, "-c", _THREADS_PROBE], env={**clean, **env}, capture_output=True, text=True, timeout=300
+    )
+    assert out.returncode == 0, out.stderr[-2000:]
+    return [int(x) for x in out.stdout.split()]
+
+
+def test_kernels_run_on_every_physical_core_in_this_process_and_in_workers():
+    here, worker, physical = _probe_threads()
+    assert physical >= 1
+    assert here == physical, "msexplore's own process (Kernel.time, mx.measure in-process) uses every core"
+    assert worker == physical, "builder/runner worker processes inherit the thread count"
+
+
+def test_a_users_own_thread_count_is_kept():
+    here, worker, _ = _probe_threads(TVM_NUM_THREADS="1")
+    assert (here, worker) == (1, 1)
