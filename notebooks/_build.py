@@ -76,7 +76,8 @@ Nothing here measures anything: building a space only traces the modules, so it 
 `mx.workload` gives one of the standard operators (GMM, C1D, C2D, ... as in the MetaSchedule paper) with its
 shapes, its FLOP count and a numpy reference that every measured candidate is checked against. A batched matrix
 multiply `Z[b, i, j] = sum_k X[b, i, k] * Y[b, k, j]` is the classic first kernel to schedule. The target is
-this machine's CPU as TVM sees it: its `mcpu` decides the vector width, `num-cores` the parallelism.
+this machine's CPU as TVM sees it: its `mcpu` decides the vector width, `num-cores` the parallelism. Kernels
+run on every physical core (msexplore sets `TVM_NUM_THREADS`; TVM alone would use half of them on x86).
 """),
     code(WORKLOAD),
     code("""
