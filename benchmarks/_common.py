@@ -23,6 +23,18 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[list[float], Any]:
     return times, result
 
 
+# After a parallel call both TVM's and OpenMP's worker threads keep spinning for a while before they sleep; a
+# contender timed in that window shares the cores with them (measured: torch._int_mm right after a TVM kernel
+# took 1.3-3.4 ms instead of 0.3 ms, 50 ms after it 1.3-1.8 ms, 200 ms after it 0.3 ms). Interleaved timings
+# pause this long before each contender, so each one is timed with the cores to itself.
+SETTLE_S = 0.25
+
+
+def settle() -> None:
+    """Wait until the previous contender's spinning worker threads have gone to sleep."""
+    time.sleep(SETTLE_S)
+
+
 def stats(values: list[float]) -> dict[str, float]:
     return {"min": min(values), "median": statistics.median(values), "max": max(values), "n": len(values)}
 
@@ -42,6 +54,7 @@ def machine() -> dict[str, Any]:
         "cpu": model,
         "mcpu": str(host_target().attrs["mcpu"]),
         "cores": host_cores(),
+        "tvm_threads": tvm.runtime.num_threads(),  # threads TVM's kernels ran on (msexplore sets every core)
         "python": platform.python_version(),
         "tvm": tvm.__version__,
         "date": time.strftime("%Y-%m-%d %H:%M"),

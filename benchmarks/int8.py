@@ -19,7 +19,7 @@ import tvm
 
 import msexplore as mx
 
-from ._common import table
+from ._common import settle, table
 
 SPACES = {"default": ["default"], "default + x86-vnni": ["default", "x86-vnni"]}
 
@@ -81,8 +81,10 @@ def _side_by_side(workload: mx.Workload, kernels: dict[str, Any], repeats: int) 
         timings["torch._int_mm"] = []
     for _ in range(repeats):
         for label, timer in timers.items():
+            settle()
             timings[label].append(float(timer(*tensors).mean))
         if torch_call is not None:
+            settle()
             timings["torch._int_mm"].append(_time_python(torch_call))
     return timings
 

@@ -26,7 +26,7 @@ from typing import Any
 
 import numpy as np
 
-from ._common import stats, table
+from ._common import settle, stats, table
 from .fma_peak import fma_peak
 
 
@@ -236,6 +236,7 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
             samples: dict[str, list[float]] = {k: [] for k in timers}
             for _ in range(rounds):  # interleaved: load from other processes hits every contender alike
                 for name, timer in timers.items():
+                    settle()  # the previous contender's spinning threads would share the cores
                     samples[name].append(timer())
             info["seconds"] = {k: stats(v) for k, v in samples.items()}
             details.append(info)
