@@ -209,6 +209,12 @@ def check_07(nb: nbformat.NotebookNode) -> None:
     (searched,) = tagged(nb, "searched")
     table = output_text(searched)
     assert re.search(r"default\s+done", table) and re.search(r"x86-avx512\s+done", table), table[:1000]
+    (threads,) = tagged(nb, "threads")
+    text = output_text(threads)
+    from msexplore.target import kernel_threads
+
+    assert re.search(r"one thread\s+1\s", text), text
+    assert re.search(rf"msexplore's default\s+{kernel_threads()}\s", text), text
 
 
 CHECKS = {name: globals()[f"check_{name[:2]}"] for name in NOTEBOOKS}
