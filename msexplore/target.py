@@ -7,13 +7,14 @@ import os
 import shlex
 from typing import Any, Union
 
+import psutil
 import tvm
 
 TargetLike = Union[None, str, dict, "tvm.target.Target"]
 
 __all__ = ["host_target", "resolve_target", "host_cores", "kernel_threads"]
 
-# Set by ``run_kernels_on_every_core`` when msexplore chose the thread count (the user had not).
+# What TVM's thread pool reads its thread count from, once, when it starts.
 THREADS_ENV = "TVM_NUM_THREADS"
 
 
@@ -28,12 +29,7 @@ def host_cores() -> int:
 def kernel_threads() -> int:
     """Threads a compiled kernel runs on here: physical cores this process may use (hyper-threads share an FMA unit)."""
     logical = host_cores()
-    try:
-        import psutil
-
-        physical = psutil.cpu_count(logical=False) or logical
-    except Exception:  # pragma: no cover - psutil is a dependency; be safe anyway
-        physical = logical
+    physical = psutil.cpu_count(logical=False) or logical  # None where the OS does not say
     return max(1, min(logical, physical))
 
 

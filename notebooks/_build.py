@@ -767,6 +767,7 @@ else:
     a = torch.randint(-128, 128, (M, NK), dtype=torch.int8)
     b = torch.randint(-128, 128, (NK, NK), dtype=torch.int8)
     torch._int_mm(a, b)  # warm up
+    time.sleep(0.25)  # TVM's worker threads spin for a while after a kernel: let them sleep before timing torch
     repeats = []
     for _ in range(5):
         start, n = time.perf_counter(), 0
