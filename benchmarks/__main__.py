@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import inspect
+import re
 
 SUITES = {
     "sampling": "benchmarks.sampling",
@@ -20,7 +21,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="small shapes and budgets (a smoke run, not the figures)")
     parser.add_argument(
         "--only", metavar="TEXT", help="kernels: only the cases whose label contains one of these comma-separated "
-        "texts, e.g. --only '1024,C2D' (written as <suite>-partial.json)",
+        "texts, e.g. --only '1024,C2D' (written as <suite>-only-1024-C2D.json)",
     )
     args = parser.parse_args(argv)
     from ._common import machine, write_results
@@ -34,9 +35,13 @@ def main(argv: list[str] | None = None) -> int:
         if partial:
             kwargs["only"] = [t.strip() for t in args.only.split(",") if t.strip()]
         result = run(**kwargs)
-        suffix = ("-quick" if args.quick else "") + ("-partial" if partial else "")
+        suffix = ("-quick" if args.quick else "") + (f"-only-{_slug(kwargs['only'])}" if partial else "")
         print("written:", write_results(name + suffix, result))
     return 0
+
+
+def _slug(texts: list[str]) -> str:
+    return "-".join(re.sub(r"[^A-Za-z0-9]+", "", t) for t in texts)
 
 
 if __name__ == "__main__":

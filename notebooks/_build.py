@@ -7,7 +7,8 @@ The notebooks are reviewed here, as Python strings, and regenerated; never edit 
 Cell ids are fixed (``n01-07``) so a regeneration without changes is byte-identical. Tags mark the cells the
 tests look at (``tests/notebooks/test_notebooks.py``): ``parameters`` (the budget cell, shrunk by the tests
 through ``MSX_*`` environment variables), ``diff``, ``illegal-edit``, ``dashboard``, ``while-searching``,
-``stop``, ``widget`` (a cell whose result is a widget), ``kernel-check``, ``vnni-check``, ``side-by-side``.
+``stop``, ``widget`` (a cell whose result is a widget), ``kernel-check``, ``vnni-check``, ``side-by-side``,
+``avx-profile``, ``packed``, ``searched``, ``threads``.
 """
 
 from __future__ import annotations

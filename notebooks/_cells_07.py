@@ -140,14 +140,14 @@ avx_space.summary()"""),
     code("""
 avx_samples = avx_space.sample(SAMPLES, seed=0)
 avx_df = measured([s for s in avx_samples if s.valid])
-packed = {ds.index: "TransformLayout" in str(ds.trace) for ds in avx_space.design_spaces}
+packed = {ds.index: "transform_layout" in str(ds.trace) for ds in avx_space.design_spaces}
 avx_df["packed B"] = avx_df["design_space"].map(packed)
 pd.DataFrame({
     "default space": default_df["gflops"].describe(),
     "x86-avx512 space": avx_df["gflops"].describe(),
 })"""),
     code("""
-avx_df.groupby(["design_space", "packed B"])["gflops"].agg(["count", "median", "max"])"""),
+avx_df.groupby(["design_space", "packed B"])["gflops"].agg(["count", "median", "max"])""", "packed"),
     md("""
 Random samples of the new space are already better on average than the default's: every one of them is a
 register-blocked micro-kernel, and the packed design spaces win as soon as B is wider than a panel.

@@ -7,6 +7,7 @@ kernels need a host with AVX-512 and are skipped elsewhere.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import re
 
@@ -74,8 +75,27 @@ def test_one_design_space_per_panel_width_with_and_without_packing(gemm_space):
     assert len(gemm_space.design_spaces) == 3
     assert not gemm_space.failures
     assert {"Z.tile_i", "Z.tile_k", "Z.tile_j_0_0"} <= _module_rvs(gemm_space)
+    assert sum("transform_layout" in str(ds.trace) for ds in gemm_space.design_spaces) == 1  # width 2, packed
     # the defaults leave the block to the module: no multi_level_tiling variables on Z
     assert not [rv for ds in gemm_space.design_spaces for rv in ds.random_variables if rv.module == "multi_level_tiling"]
+
+
+def test_convolutions_keep_the_default_spaces_beside_the_micro_kernels():
+    # a 3-channel 7x7 window is a short, nested k-panel where the defaults' tiling can win: the module keeps every
+    # design space the defaults alone build for the block (GEMM's one long reduction does not: see the test above)
+    conv = mx.workload("C2D", h=16, w=16, ci=3, co=32)
+    space = mx.Space(conv, modules=MODULES, target=SKYLAKE)
+    default = mx.Space(conv, modules=["default"], target=SKYLAKE)
+    kernels = [ds for ds in space.design_spaces if any(rv.module == "x86-avx512" for rv in ds.random_variables)]
+    kept = [ds for ds in space.design_spaces if ds not in kernels]
+    assert kernels and not space.failures
+
+    def variables(spaces):  # every field but the position in the trace and the compute locations legal for the
+        # design space's own (random) tiles
+        return [[dataclasses.replace(rv, position=0, locations=None) for rv in ds.random_variables] for ds in spaces]
+
+    assert len(kept) == len(default.design_spaces) >= 1
+    assert variables(kept) == variables(default.design_spaces)
 
 
 def test_register_block_is_bounded_by_the_zmm_registers(gemm_space):

@@ -206,6 +206,9 @@ def check_07(nb: nbformat.NotebookNode) -> None:
     text = output_text(profile)
     zmm = re.search(r"'zmm \(16 lanes\)': (\d+)", text)
     assert zmm and int(zmm.group(1)) > 0, f"the x86-avx512 kernel's inner loop has no zmm FMAs:\n{text[:1500]}"
+    (packed,) = tagged(nb, "packed")
+    table = output_text(packed)  # samples of both the packed and the plain design spaces were measured
+    assert re.search(r"\d+\s+True\s+\d", table) and re.search(r"\d+\s+False\s+\d", table), table[:1000]
     (searched,) = tagged(nb, "searched")
     table = output_text(searched)
     assert re.search(r"default\s+done", table) and re.search(r"x86-avx512\s+done", table), table[:1000]
