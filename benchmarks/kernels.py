@@ -254,7 +254,9 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
     finally:
         shutil.rmtree(root, ignore_errors=True)
     peak_after = fma_peak(repeats=5, seconds=0.1 if quick else 0.3)
-    peak = _peak(peak_before, peak_after, *({"gflops_max": g} for d in details for g in d["fma_peak_per_round"]))
+    peaks_seen = [r["gflops_max"] for r in (peak_before, peak_after) if r and "gflops_max" in r]
+    peaks_seen += [g for d in details for g in d["fma_peak_per_round"]]
+    peak = max(peaks_seen) if peaks_seen else None
     for row in rows:
         row["% peak"] = None if peak is None else 100 * row["GFLOPS best"] / peak
     suite_s = time.perf_counter() - t_suite
@@ -301,8 +303,3 @@ def _rows(case: Case, flop: float, samples: dict[str, list[float]], peaks: list[
             "trials": case.trials if name.startswith("tvm") else None,
         })
     return out
-
-
-def _peak(*runs: dict[str, Any] | None) -> float | None:
-    values = [r["gflops_max"] for r in runs if r and "gflops_max" in r]
-    return max(values) if values else None
