@@ -4,7 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
 
-.PHONY: lab test tour bench clean browser-deps
+.PHONY: lab test tour bench clean browser-deps notebooks
 
 $(STAMP): pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
@@ -16,6 +16,14 @@ $(STAMP): pyproject.toml
 # Pass options through ARGS, e.g. `make lab ARGS="--port 8890"`.
 lab: $(STAMP)
 	$(VENV)/bin/msexplore lab $(ARGS)
+
+# Each notebooks/NN_name.ipynb is paired with its py:percent source NN_name.py (jupytext). After an edit of either
+# side outside JupyterLab: sync the pair (the newer file wins), clear the outputs (the .ipynb files are committed
+# without them), then touch the .py files so that the text stays the newer side, as jupytext expects.
+notebooks: $(STAMP)
+	$(VENV)/bin/jupytext --sync notebooks/*.py
+	$(VENV)/bin/jupyter nbconvert --clear-output --inplace --log-level=WARN notebooks/*.ipynb
+	touch notebooks/*.py
 
 tour: $(STAMP)
 	$(VENV)/bin/python examples/tour.py
