@@ -88,8 +88,8 @@ def run(quick: bool = False) -> dict:
         {"what": "best latency plain (ms, re-measured)", "value": plain_best * 1e3},
         {"what": "best latency mx (ms, re-measured)", "value": mx_best * 1e3},
         {"what": "best-latency ratio mx / plain (goal ~1.0 or lower)", "value": mx_best / plain_best},
-        {"what": "live-progress plumbing share of wall time (goal <= 2%)", "value": run._hook_seconds / mx_wall},
-        {"what": "cost-model scoring of measured batches, share of wall time", "value": run._predict_seconds / mx_wall},
+        {"what": "live-progress plumbing share of wall time (goal <= 2%)", "value": run.timings.publish_s / mx_wall},
+        {"what": "cost-model scoring of measured batches, share of wall time", "value": run.timings.predict_s / mx_wall},
     ]
     print(table(rows, ["what", "value"]))
     return {"rows": rows, "trials": trials, "batch": batch, "shape": shape, "strategy": strategy}

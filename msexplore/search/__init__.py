@@ -3,8 +3,11 @@
 from .candidate import Candidate
 from .driver import search
 from .events import TrialEvent
-from .folder import open_run
-from .run import Progress, SearchRun
+from .folder import RunFolder
+from .run import BatchRecorder, Progress, SearchRun, SearchTimings, open_run
 from .strategies import STRATEGIES
 
-__all__ = ["Candidate", "Progress", "STRATEGIES", "SearchRun", "TrialEvent", "open_run", "search"]
+__all__ = [
+    "BatchRecorder", "Candidate", "Progress", "RunFolder", "STRATEGIES", "SearchRun", "SearchTimings", "TrialEvent",
+    "open_run", "search",
+]

@@ -4,16 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as _dt
-import json
+import functools
 import os
-import threading
-import time
-import traceback
 from typing import Any
 
 from .. import _quiet
-from .folder import read_config, reconcile, write_config
-from .run import SearchRun
+from .folder import RunFolder
+from .run import BatchRecorder, SearchRun
 from .strategies import create_strategy
 
 __all__ = ["search"]
@@ -75,21 +72,19 @@ def search(
     if isinstance(cost_model, str) and cost_model not in COST_MODELS:
         raise ValueError(f"unknown cost_model {cost_model!r}; accepted: {list(COST_MODELS)} or a tvm CostModel")
     space.require_design_spaces()
-    work_dir = _prepare_folder(work_dir, space)
+    folder = RunFolder(_prepare_folder(work_dir, space))
 
-    previous = read_config(work_dir)
+    previous = folder.read_config()
     if previous is not None and previous["workload"] != space.workload.to_json():
         raise ValueError(
-            f"{work_dir} holds a run of workload {previous['workload'].get('name')} "
+            f"{folder.path} holds a run of workload {previous['workload'].get('name')} "
             f"{previous['workload'].get('params', '')}; this space is {space.workload!r}. Use another work_dir."
         )
     history, session = [], 0
     if previous is not None:
-        history = reconcile(work_dir)
+        history = folder.reconcile()  # a killed earlier session: its database and log agree again before resuming
         session = int(previous.get("sessions", 0))
     config = {
-        "format": "msexplore.run",
-        "version": 1,
         "workload": space.workload.to_json(),
         "target": str(space.target),
         "modules": [m.name for m in space.modules],
@@ -104,20 +99,14 @@ def search(
         "sessions": session + 1,
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
     }
-    write_config(work_dir, config)
-    run = SearchRun(work_dir, config=config, space=space, session=session)
-    run._load_history(history)
-    run._cost_model = _cost_model(cost_model, batch_size, num_threads)
-    run.status = "running"
-    thread = threading.Thread(
-        target=_tune,
-        args=(run, strategy_obj, trials, batch_size, seed, num_threads, check, evaluator, rpc, build_timeout_s, run_timeout_s),
-        name=f"msexplore-search-{os.path.basename(work_dir)}",
-        daemon=True,
+    folder.write_config(config)
+    model = _cost_model(cost_model, batch_size, num_threads)
+    run = SearchRun(folder.path, config=config, space=space, session=session, history=history, cost_model=model)
+    tune = functools.partial(
+        _tune, space, folder, model, strategy_obj, trials, batch_size, seed, num_threads, check, evaluator, rpc,
+        build_timeout_s, run_timeout_s,
     )
-    run._thread = thread
-    thread.start()
-    return run
+    return run.start(tune)
 
 
 def _positive_int(name: str, value: Any) -> None:
@@ -150,7 +139,9 @@ def _cost_model(spec: Any, batch_size: int, num_threads: int | None) -> Any:
 
 
 def _tune(
-    run: SearchRun,
+    space: Any,
+    folder: RunFolder,
+    cost_model: Any,
     strategy: Any,
     trials: int,
     batch_size: int,
@@ -161,52 +152,44 @@ def _tune(
     rpc: Any,
     build_timeout_s: float,
     run_timeout_s: float,
+    recorder: BatchRecorder,
 ) -> None:
+    """The session's work on the run's thread: MetaSchedule's tuning, its batches handed to ``recorder``."""
     from tvm.s_tir import meta_schedule as ms
 
     from ..measure import make_builder, make_runner
     from .guard import GuardedStrategy
-    from .hooks import Predict, Publish
+    from .hooks import BatchScores, Predict, Publish
 
-    space = run.space
-    try:
-        threads = num_threads or space.target.attrs.get("num-cores") or os.cpu_count() or 1
-        builder = make_builder(max_workers=int(threads), timeout_sec=build_timeout_s)
-        runner = make_runner(
-            space.workload,
-            check_dir=os.path.join(run.work_dir, "check"),
-            rpc=rpc,
-            evaluator=evaluator,
-            timeout_sec=run_timeout_s,
-            check=check,
-        )
-        callbacks = [Predict(run)] + list(ms.MeasureCallback.create("default")) + [Publish(run)]
-        run._started_at = time.time()
-        _quiet.install()  # tune_tir resets TVM's logger to DEBUG; set it back right before the call
-        ms.tune_tir(
-            space.workload.func,
-            space.target,
-            work_dir=run.work_dir,
-            max_trials_global=trials,
-            num_trials_per_iter=batch_size,
-            space=space.space_generator(),
-            strategy=GuardedStrategy(strategy, run),
-            builder=builder,
-            runner=runner,
-            database=ms.database.JSONDatabase(work_dir=run.work_dir),
-            cost_model=run._cost_model,
-            measure_callbacks=callbacks,
-            task_scheduler="round-robin",
-            num_tuning_cores=int(threads),
-            seed=seed,
-        )
-        run.status = "stopped" if run._stop_requested.is_set() else "done"
-    except BaseException as err:  # noqa: BLE001 - the thread must record why it ended
-        run.status = "failed"
-        run.error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
-    finally:
-        run._ended_at = time.time()
-        try:
-            run._write_status()
-        finally:
-            run._done.set()
+    threads = num_threads or space.target.attrs.get("num-cores") or os.cpu_count() or 1
+    builder = make_builder(max_workers=int(threads), timeout_sec=build_timeout_s)
+    runner = make_runner(
+        space.workload,
+        check_dir=os.path.join(folder.path, "check"),
+        rpc=rpc,
+        evaluator=evaluator,
+        timeout_sec=run_timeout_s,
+        check=check,
+    )
+    scores = BatchScores()
+    callbacks = [Predict(cost_model, scores, recorder)] + list(ms.MeasureCallback.create("default"))
+    callbacks.append(Publish(recorder, scores))
+    recorder.restart_clock()
+    _quiet.install()  # tune_tir resets TVM's logger to DEBUG; set it back right before the call
+    ms.tune_tir(
+        space.workload.func,
+        space.target,
+        work_dir=folder.path,
+        max_trials_global=trials,
+        num_trials_per_iter=batch_size,
+        space=space.space_generator(),
+        strategy=GuardedStrategy(strategy, recorder.stop_requested),
+        builder=builder,
+        runner=runner,
+        database=folder.database(),
+        cost_model=cost_model,
+        measure_callbacks=callbacks,
+        task_scheduler="round-robin",
+        num_tuning_cores=int(threads),
+        seed=seed,
+    )

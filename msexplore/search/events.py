@@ -1,4 +1,5 @@
-"""Trial events: one frozen record per measured candidate, appended to ``events.jsonl`` in the run's folder."""
+"""Trial events: one frozen record per measured candidate, appended to ``events.jsonl`` in the run's folder,
+and their table (one row per event)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,13 @@ import json
 import os
 import threading
 import types
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["TrialEvent", "EventLog"]
+import numpy as np
+import pandas as pd
+
+__all__ = ["TrialEvent", "EventLog", "events_frame"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -96,3 +100,52 @@ class EventLog:
                 except (ValueError, TypeError, KeyError) as err:
                     problems.append(f"{self.path}:{lineno}: {type(err).__name__}: {err}")
         return events, problems
+
+
+COLUMNS = [
+    "trial", "session", "batch", "time_s", "timestamp", "design_space", "ok", "latency_s", "latency_min_s",
+    "latency_max_s", "latency_std_s", "gflops", "predicted", "build_error", "run_error", "max_abs_error", "after_stop",
+]
+
+
+def events_frame(events: Sequence[Any], *, workload: Any = None, target: Any = None) -> pd.DataFrame:
+    """Events -> DataFrame with latency statistics, one column per decision, and the trace (JSON) last.
+
+    ``df.attrs`` carries the workload (JSON) and target, so a cost model can replay the traces.
+    """
+    names: list[str] = []
+    for e in events:
+        names += [n for n in e.decisions if n not in names]
+    rows = []
+    for e in events:
+        lat = np.asarray(e.latencies_s, dtype=float)
+        row = {
+            "trial": e.index,
+            "session": e.session,
+            "batch": e.batch,
+            "time_s": e.time_s,
+            "timestamp": pd.Timestamp(e.timestamp, unit="s"),
+            "design_space": e.design_space,
+            "ok": e.ok,
+            "latency_s": e.latency_s,
+            "latency_min_s": float(lat.min()) if lat.size else None,
+            "latency_max_s": float(lat.max()) if lat.size else None,
+            "latency_std_s": float(lat.std()) if lat.size else None,
+            "gflops": e.gflops,
+            "predicted": e.predicted,
+            "build_error": e.build_error,
+            "run_error": e.run_error,
+            "max_abs_error": e.max_abs_error,
+            "after_stop": e.after_stop,
+        }
+        row.update({n: e.decisions.get(n) for n in names})
+        row["trace"] = e.trace
+        rows.append(row)
+    df = pd.DataFrame(rows, columns=COLUMNS + names + ["trace"])
+    if workload is not None:
+        df.attrs["workload"] = workload.to_json()
+    if target is not None:
+        df.attrs["target"] = str(target)
+    for col in ("latency_s", "latency_min_s", "latency_max_s", "latency_std_s", "gflops", "predicted", "max_abs_error"):
+        df[col] = df[col].astype(float)
+    return df

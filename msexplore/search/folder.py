@@ -1,4 +1,17 @@
-"""A run's folder: its config, its events, MetaSchedule's database; reopening one, even after a crash."""
+"""A run's folder on disk, in one place: its config, its status, its events, and MetaSchedule's database.
+
+The layout::
+
+    run.json                        the run's configuration (workload, target, modules, strategy, budget, sessions)
+    status.json                     how the last session ended (absent while one runs, or if its process died)
+    events.jsonl                    one TrialEvent per measured candidate, appended a whole batch at a time
+    database_tuning_record.json     MetaSchedule's JSON database (records), appended as measured
+    database_workload.json          MetaSchedule's workloads of that database
+
+Reading a folder never changes it: a run killed between MetaSchedule's database write and the event log's has
+its missing events rebuilt in memory by ``history``; ``reconcile`` writes them (done when a run resumes, or when
+asked), so a colleague's folder or a read-only mount can be opened as it is.
+"""
 
 from __future__ import annotations
 
@@ -10,72 +23,127 @@ from typing import Any
 import numpy as np
 
 from .events import EventLog, TrialEvent
-from .run import EVENTS_FILE, RUN_FILE, STATUS_FILE, SearchRun
 
-__all__ = ["open_run", "read_config", "write_config", "reconcile", "RECORDS_FILE", "WORKLOADS_FILE"]
+__all__ = ["RunFolder", "RUN_FILE", "STATUS_FILE", "EVENTS_FILE", "RECORDS_FILE", "WORKLOADS_FILE"]
 
+RUN_FILE, STATUS_FILE, EVENTS_FILE = "run.json", "status.json", "events.jsonl"
 RECORDS_FILE = "database_tuning_record.json"
 WORKLOADS_FILE = "database_workload.json"
+CONFIG_FORMAT, CONFIG_VERSION = "msexplore.run", 1
 LOST = "measured when the process died; its error text was not saved"
 
 
-def read_config(work_dir: str) -> dict[str, Any] | None:
-    path = os.path.join(work_dir, RUN_FILE)
-    if not os.path.exists(path):
-        return None
-    with open(path, encoding="utf-8") as f:
-        return json.load(f)
+class RunFolder:
+    """The files of one run folder; every read and write of them goes through here."""
+
+    def __init__(self, path: str | os.PathLike) -> None:
+        self.path = os.path.abspath(os.fspath(path))
+        self.events = EventLog(self._file(EVENTS_FILE))
+
+    def _file(self, name: str) -> str:
+        return os.path.join(self.path, name)
+
+    # ---- config and status ----
+    def is_run(self) -> bool:
+        return os.path.exists(self._file(RUN_FILE))
+
+    def read_config(self) -> dict[str, Any] | None:
+        """``run.json``, or ``None`` when the folder holds no run yet."""
+        if not self.is_run():
+            return None
+        with open(self._file(RUN_FILE), encoding="utf-8") as f:
+            return json.load(f)
+
+    def write_config(self, config: dict[str, Any]) -> None:
+        """Write ``run.json`` for a new session; the previous session's status no longer describes the folder."""
+        _write_json(self._file(RUN_FILE), {"format": CONFIG_FORMAT, "version": CONFIG_VERSION, **config})
+        if os.path.exists(self._file(STATUS_FILE)):
+            os.remove(self._file(STATUS_FILE))
+
+    def read_status(self) -> dict[str, Any] | None:
+        """How the last session ended (``status``, ``error``, ``ended``), or ``None`` if it never said."""
+        if not os.path.exists(self._file(STATUS_FILE)):
+            return None
+        with open(self._file(STATUS_FILE), encoding="utf-8") as f:
+            return json.load(f)
+
+    def write_status(self, *, status: str, error: str | None, session: int, ended: float | None, measured: int) -> None:
+        data = {"status": status, "error": error, "session": session, "ended": ended, "measured": measured}
+        _write_json(self._file(STATUS_FILE), data)
+
+    def last_change(self) -> float | None:
+        """When the event log was last written (a killed run's end), or ``None`` if it has none."""
+        path = self._file(EVENTS_FILE)
+        return os.path.getmtime(path) if os.path.exists(path) else None
+
+    # ---- MetaSchedule's database ----
+    def database_lines(self) -> list[list]:
+        """MetaSchedule's tuning records in commit order; a torn last line (a killed write) is left out."""
+        good, _torn = self._read_database()
+        return [json.loads(line) for line in good]
+
+    def _read_database(self) -> tuple[list[str], str | None]:
+        path = self._file(RECORDS_FILE)
+        if not os.path.exists(path):
+            return [], None
+        with open(path, encoding="utf-8") as f:
+            lines = [line for line in f.read().splitlines() if line.strip()]
+        good = []
+        for k, line in enumerate(lines):
+            try:
+                json.loads(line)
+            except json.JSONDecodeError:
+                if k != len(lines) - 1:
+                    raise ValueError(f"{path}:{k + 1}: unreadable tuning record (not the last line; the file is damaged)") from None
+                return good, line
+            good.append(line)
+        return good, None
+
+    def database(self) -> Any:
+        """MetaSchedule's ``JSONDatabase`` on this folder (call ``reconcile`` first on a folder that may be torn)."""
+        from tvm.s_tir import meta_schedule as ms
+
+        return ms.database.JSONDatabase(work_dir=self.path)
+
+    # ---- events ----
+    def history(self, space: Any = None) -> list[TrialEvent]:
+        """Every event of the folder, completed in memory from the database if the process died between the two
+        writes (those events have no error text, no prediction; decisions only when ``space`` is given)."""
+        events, _problems = self.events.read()
+        records = self.database_lines()
+        if len(records) > len(events):
+            config = self.read_config() or {}
+            events += [_event_from_record(len(events) + k, rec, config, space) for k, rec in enumerate(records[len(events) :])]
+        return events
+
+    def reconcile(self, space: Any = None) -> list[TrialEvent]:
+        """Make the folder whole again after a killed process, and return its events.
+
+        A torn last database line moves to ``database_tuning_record.json.torn`` (so MetaSchedule can read the
+        database again), and events the log lacks are rebuilt from the database and appended to it.
+        """
+        good, torn = self._read_database()
+        if torn is not None:
+            path = self._file(RECORDS_FILE)
+            with open(path + ".torn", "a", encoding="utf-8") as f:
+                f.write(torn + "\n")
+            _write_text(path, "".join(line + "\n" for line in good))
+        logged, _problems = self.events.read()
+        events = self.history(space)
+        if len(events) > len(logged):
+            self.events.append(events[len(logged) :])
+        return events
 
 
-def write_config(work_dir: str, config: dict[str, Any]) -> None:
-    path = os.path.join(work_dir, RUN_FILE)
+def _write_json(path: str, data: Any) -> None:
+    _write_text(path, json.dumps(data, indent=1))
+
+
+def _write_text(path: str, text: str) -> None:
     tmp = path + ".tmp"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(config, f, indent=1)
+        f.write(text)
     os.replace(tmp, path)
-    status = os.path.join(work_dir, STATUS_FILE)
-    if os.path.exists(status):  # a new session is running: the old "done" no longer describes the folder
-        os.remove(status)
-
-
-def database_lines(work_dir: str) -> list[list]:
-    """MetaSchedule's tuning records of the folder, in commit order; a torn last line is set aside."""
-    path = os.path.join(work_dir, RECORDS_FILE)
-    if not os.path.exists(path):
-        return []
-    with open(path, encoding="utf-8") as f:
-        lines = f.read().splitlines()
-    out, good_text = [], []
-    for k, line in enumerate(lines):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-            good_text.append(line)
-        except json.JSONDecodeError:
-            if k != len(lines) - 1:
-                raise ValueError(f"{path}:{k + 1}: unreadable tuning record (not the last line; the file is damaged)") from None
-            with open(path + ".torn", "a", encoding="utf-8") as torn:
-                torn.write(line + "\n")
-            with open(path, "w", encoding="utf-8") as f:  # so MetaSchedule can read the database again
-                f.write("".join(t + "\n" for t in good_text))
-    return out
-
-
-def reconcile(work_dir: str, space: Any = None) -> list[TrialEvent]:
-    """The folder's events, completed from the database if the process died between the two writes."""
-    log = EventLog(os.path.join(work_dir, EVENTS_FILE))
-    events, _problems = log.read()
-    records = database_lines(work_dir)
-    if len(records) > len(events):
-        config = read_config(work_dir) or {}
-        extra = [
-            _event_from_record(len(events) + k, rec, config, space)
-            for k, rec in enumerate(records[len(events) :])
-        ]
-        log.append(extra)
-        events += extra
-    return events
 
 
 def _event_from_record(index: int, rec: list, config: dict[str, Any], space: Any) -> TrialEvent:
@@ -111,33 +179,7 @@ def _decisions_of(space: Any, trace_json: list) -> tuple[dict[str, Any], int]:
 
     try:
         trace = trace_from_json(trace_json, space)
-    except Exception:  # noqa: BLE001 - a record of another space: keep it without decisions
+    except ValueError:  # a record of another space: keep it without decisions
         return {}, -1
     ds, decisions = match_trace(space, trace)
     return decisions, -1 if ds is None else ds.index
-
-
-def open_run(work_dir: str | os.PathLike, space: Any = None) -> SearchRun:
-    """The run in ``work_dir`` as it stands on disk: finished, stopped, failed, or interrupted mid-way."""
-    work_dir = os.path.abspath(os.fspath(work_dir))
-    if not os.path.isdir(work_dir):
-        raise ValueError(f"{work_dir!r} is not a folder; open_run takes the work_dir of an mx.search run")
-    config = read_config(work_dir)
-    if config is None:
-        raise ValueError(f"{work_dir!r} has no {RUN_FILE}: it is not the folder of an mx.search run")
-    events = reconcile(work_dir, space)
-    sessions = int(config.get("sessions", 1))
-    run = SearchRun(work_dir, config=config, space=space, session=sessions - 1)
-    run._load_history(events)
-    status_path = os.path.join(work_dir, STATUS_FILE)
-    if os.path.exists(status_path):
-        with open(status_path, encoding="utf-8") as f:
-            status = json.load(f)
-        run.status, run.error, run._ended_at = status["status"], status.get("error"), status.get("ended")
-    else:
-        run.status = "interrupted"  # the process ended without writing its status: killed or crashed
-        run._ended_at = os.path.getmtime(os.path.join(work_dir, EVENTS_FILE)) if events else time.time()
-    mine = [e for e in events if e.session == run.session]
-    run._started_at = (run._ended_at or time.time()) - (max((e.time_s for e in mine), default=0.0))
-    run._done.set()
-    return run

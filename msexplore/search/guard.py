@@ -8,14 +8,12 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import tvm_ffi
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
-
-if TYPE_CHECKING:
-    from .run import SearchRun
 
 __all__ = ["GuardedStrategy"]
 
@@ -24,9 +22,9 @@ MAX_EMPTY_ROUNDS = 4
 
 @derived_object
 class GuardedStrategy(PySearchStrategy):
-    def __init__(self, inner: Any, run: SearchRun) -> None:
+    def __init__(self, inner: Any, stop_requested: Callable[[], bool]) -> None:
         self.inner = inner
-        self.run = run
+        self.stop_requested = stop_requested
         self.seen: set[int] = set()
         self.skipped = 0
 
@@ -47,7 +45,7 @@ class GuardedStrategy(PySearchStrategy):
 
     def generate_measure_candidates(self) -> Any:
         for _ in range(MAX_EMPTY_ROUNDS):
-            if self.run._stop_requested.is_set():
+            if self.stop_requested():
                 return None
             candidates = self.inner.generate_measure_candidates()
             if candidates is None:
@@ -69,4 +67,4 @@ class GuardedStrategy(PySearchStrategy):
         self.inner.notify_runner_results(measure_candidates, results)
 
     def clone(self) -> GuardedStrategy:
-        return GuardedStrategy(self.inner.clone(), self.run)
+        return GuardedStrategy(self.inner.clone(), self.stop_requested)

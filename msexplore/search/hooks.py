@@ -19,84 +19,94 @@ from ..traces import trace_to_json
 from .events import TrialEvent
 
 if TYPE_CHECKING:
-    from .run import SearchRun
+    from .run import BatchRecorder
 
-__all__ = ["Predict", "Publish"]
+__all__ = ["BatchScores", "Predict", "Publish"]
+
+
+class BatchScores:
+    """The cost model's scores of the batch being measured, from ``Predict`` to ``Publish`` (one search thread)."""
+
+    def __init__(self) -> None:
+        self.predictions: list[float] | None = None
 
 
 @derived_object
 class Predict(PyMeasureCallback):
-    def __init__(self, run: SearchRun) -> None:
-        self.run = run
+    def __init__(self, cost_model: Any, scores: BatchScores, recorder: BatchRecorder) -> None:
+        self.cost_model = cost_model
+        self.scores = scores
+        self.recorder = recorder
 
     def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
         started = time.perf_counter()
         try:
             self._predict(task_scheduler, task_id, candidates)
         finally:
-            self.run._predict_seconds += time.perf_counter() - started
+            self.recorder.predict_s += time.perf_counter() - started
 
     def _predict(self, task_scheduler: Any, task_id: int, candidates: Any) -> None:
-        model = self.run._cost_model
-        self.run._predictions = None
+        model = self.cost_model
+        self.scores.predictions = None
         if model is None or getattr(model, "booster", None) is None:
             return
         if model.data_size < model.num_warmup_samples:
             return  # untrained: TVM's XGBModel would return random numbers
         context = task_scheduler.tasks_[task_id].ctx
-        self.run._predictions = [float(x) for x in model.predict(context, list(candidates))]
+        self.scores.predictions = [float(x) for x in model.predict(context, list(candidates))]
 
 
 @derived_object
 class Publish(PyMeasureCallback):
-    def __init__(self, run: SearchRun) -> None:
-        self.run = run
+    def __init__(self, recorder: BatchRecorder, scores: BatchScores) -> None:
+        self.recorder = recorder
+        self.scores = scores
 
     def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
         started = time.perf_counter()
         try:
-            self._publish(task_scheduler, task_id, candidates, builder_results, runner_results)
+            self._publish(candidates, builder_results, runner_results)
         finally:
-            self.run._hook_seconds += time.perf_counter() - started
+            self.recorder.publish_s += time.perf_counter() - started
 
-    def _publish(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
-        run = self.run
-        predictions = run._predictions or [None] * len(candidates)
+    def _publish(self, candidates: Any, builder_results: Any, runner_results: Any) -> None:
+        rec = self.recorder
+        predictions = self.scores.predictions or [None] * len(candidates)
         now = time.time()
-        first = len(run.events)
+        first = rec.next_index()
         events = [
-            _event(run, first + k, cand, b, r, predictions[k], now)
+            _event(rec, first + k, cand, b, r, predictions[k], now)
             for k, (cand, b, r) in enumerate(zip(candidates, builder_results, runner_results))
         ]
-        run._record_batch(events)
+        rec.record(events)
         # A stop is carried out by the strategy wrapper (no new batch is generated, so TVM ends the task
         # itself); terminating the task here too makes TVM fail with "Check failed: !task->is_terminated".
 
 
-def _event(run: SearchRun, index: int, cand: Any, b: Any, r: Any, predicted: float | None, now: float) -> TrialEvent:
+def _event(rec: BatchRecorder, index: int, cand: Any, b: Any, r: Any, predicted: float | None, now: float) -> TrialEvent:
     from ..measure import parse_wrong_result
 
     trace = cand.sch.trace
-    ds, decisions = match_trace(run.space, trace)
+    ds, decisions = match_trace(rec.space, trace)
     secs = tuple(float(x) for x in (r.run_secs or ()))
     ok = b.error_msg is None and r.error_msg is None and secs and min(secs) < 1e9
     latency = float(np.median(secs)) if ok else None
     return TrialEvent(
         index=index,
-        session=run.session,
-        batch=run._batch,
-        time_s=now - run._started_at,
+        session=rec.session,
+        batch=rec.batches,
+        time_s=now - rec.started_at,
         timestamp=now,
         design_space=-1 if ds is None else ds.index,
         decisions=decisions,
         latencies_s=secs if ok else (),
         latency_s=latency,
-        gflops=None if latency is None else run.workload.flop / latency / 1e9,
+        gflops=None if latency is None else rec.workload.flop / latency / 1e9,
         predicted=predicted,
         build_error=_clip(b.error_msg),
         run_error=_clip(r.error_msg),
         max_abs_error=parse_wrong_result(r.error_msg) if r.error_msg else None,
-        after_stop=run._stop_requested.is_set(),
+        after_stop=rec.stop_requested(),
         trace=trace_to_json(trace),
     )
 

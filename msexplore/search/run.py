@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
 import threading
@@ -14,13 +13,13 @@ from typing import Any
 
 import pandas as pd
 
-from .events import EventLog, TrialEvent
+from .events import TrialEvent, events_frame
+from .folder import RunFolder
 
-__all__ = ["SearchRun", "Progress", "RUN_FILE", "STATUS_FILE", "EVENTS_FILE"]
+__all__ = ["SearchRun", "Progress", "BatchRecorder", "SearchTimings", "open_run"]
 
 log = logging.getLogger("msexplore.search")
 
-RUN_FILE, STATUS_FILE, EVENTS_FILE = "run.json", "status.json", "events.jsonl"
 STATUSES = ("starting", "running", "stopping", "done", "stopped", "failed", "interrupted")
 
 
@@ -49,37 +48,112 @@ class Progress:
         )
 
 
+@dataclasses.dataclass(frozen=True)
+class SearchTimings:
+    """Where a session's wall time went besides building and measuring (read by the benchmarks)."""
+
+    publish_s: float  # the live-progress plumbing: events, the log on disk, subscribers
+    predict_s: float  # scoring each batch with the cost model before it is measured
+
+
+class BatchRecorder:
+    """What a search thread gets from its run: record a measured batch, see whether a stop was asked.
+
+    The narrow collaborator of the hooks and the strategy wrapper (``hooks.py``, ``guard.py``): they never see
+    the run itself. ``record`` writes the batch to the event log before any subscriber sees it.
+    """
+
+    def __init__(self, run: SearchRun, record: Callable[[Sequence[TrialEvent]], None], stop: threading.Event) -> None:
+        self.session = run.session
+        self.space = run.space
+        self.workload = run.workload
+        self.started_at = time.time()
+        self.batches = 0
+        self.publish_s = 0.0
+        self.predict_s = 0.0
+        self._run = run
+        self._record = record
+        self._stop = stop
+
+    def stop_requested(self) -> bool:
+        return self._stop.is_set()
+
+    def next_index(self) -> int:
+        """The index the next measured candidate gets (0-based over every session of the folder)."""
+        return len(self._run.events)
+
+    def restart_clock(self) -> None:
+        """Count the session's time from now (after the builder and runner have started)."""
+        self.started_at = time.time()
+
+    def record(self, events: Sequence[TrialEvent]) -> None:
+        self._record(events)
+        self.batches += 1
+
+
 class SearchRun:
     """A search over a space, running or finished, with its history in ``work_dir``.
 
-    Made by ``mx.search`` (which starts it) or ``mx.open_run`` (which reads a folder). Events are appended
-    a whole batch at a time, so readers on other threads never see half a batch.
+    Made by ``mx.search`` (which ``start``s it) or ``SearchRun.open`` / ``mx.open_run`` (which read a folder).
+    Events are appended a whole batch at a time, so readers on other threads never see half a batch.
     """
 
-    def __init__(self, work_dir: str, *, config: dict[str, Any], space: Any = None, session: int = 0) -> None:
-        self.work_dir = os.path.abspath(work_dir)
+    def __init__(
+        self,
+        work_dir: str | os.PathLike,
+        *,
+        config: dict[str, Any],
+        space: Any = None,
+        session: int = 0,
+        history: Sequence[TrialEvent] = (),
+        cost_model: Any = None,
+    ) -> None:
+        self.folder = RunFolder(work_dir)
+        self.work_dir = self.folder.path
         self.config = config
         self.space = space
         self.session = session
+        self.cost_model = cost_model
         self.status = "starting"
         self.error: str | None = None
         self.trials_total = int(config.get("trials", 0))
         self.subscriber_errors: list[str] = []
-        self._log = EventLog(os.path.join(self.work_dir, EVENTS_FILE))
-        self._events: list[TrialEvent] = []
+        self._events: list[TrialEvent] = list(history)
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[list[TrialEvent]], Any]] = []
         self._stop_requested = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
+        self._recorder: BatchRecorder | None = None
         self._started_at = time.time()
         self._ended_at: float | None = None
-        self._batch = 0
-        self._predictions: list[float] | None = None
-        self._cost_model: Any = None
         self._workload: Any = None
-        self._hook_seconds = 0.0  # time in the live-progress plumbing: events, disk, subscribers (benchmarks)
-        self._predict_seconds = 0.0  # time scoring each batch with the cost model before it is measured
+
+    @classmethod
+    def open(cls, work_dir: str | os.PathLike, space: Any = None, *, reconcile: bool = False) -> SearchRun:
+        """The run in ``work_dir`` as it stands on disk: finished, stopped, failed, or interrupted mid-way.
+
+        Changes nothing on disk unless ``reconcile=True`` (which writes the events a killed process did not log;
+        a resumed search does it anyway). ``space`` lets events rebuilt from the database carry decisions.
+        """
+        folder = RunFolder(work_dir)
+        if not os.path.isdir(folder.path):
+            raise ValueError(f"{folder.path!r} is not a folder; open_run takes the work_dir of an mx.search run")
+        config = folder.read_config()
+        if config is None:
+            raise ValueError(f"{folder.path!r} has no run.json: it is not the folder of an mx.search run")
+        events = folder.reconcile(space) if reconcile else folder.history(space)
+        run = cls(folder.path, config=config, space=space, session=int(config.get("sessions", 1)) - 1, history=events)
+        status = folder.read_status()
+        if status is not None:
+            run.status, run.error, run._ended_at = status["status"], status.get("error"), status.get("ended")
+        else:
+            run.status = "interrupted"  # the process ended without writing its status: killed or crashed
+            run._ended_at = (folder.last_change() if events else None) or time.time()
+        mine = [e for e in events if e.session == run.session]
+        run._started_at = (run._ended_at or time.time()) - max((e.time_s for e in mine), default=0.0)
+        run._done.set()
+        return run
 
     # ---- reading ----
     @property
@@ -96,8 +170,11 @@ class SearchRun:
         with self._lock:
             return tuple(self._events)
 
-    def session_events(self) -> list[TrialEvent]:
-        return [e for e in self.events if e.session == self.session]
+    @property
+    def timings(self) -> SearchTimings:
+        """This session's time in the live-progress plumbing and in cost-model scoring (zero for an opened run)."""
+        rec = self._recorder
+        return SearchTimings(0.0, 0.0) if rec is None else SearchTimings(rec.publish_s, rec.predict_s)
 
     @property
     def progress(self) -> Progress:
@@ -106,7 +183,7 @@ class SearchRun:
         ok = [e for e in events if e.ok]
         best = min(ok, key=lambda e: e.latency_s) if ok else None
         end = self._ended_at or time.time()
-        elapsed = end - self._started_at
+        elapsed = end - (self._started_at if self._recorder is None else self._recorder.started_at)
         eta = None
         if self.status in ("running", "stopping") and mine:
             per_trial = elapsed / len(mine)
@@ -126,8 +203,6 @@ class SearchRun:
     @property
     def records(self) -> pd.DataFrame:
         """One row per measured candidate (failures included): decisions, latency statistics, errors, times."""
-        from ..records import events_frame
-
         return events_frame(self.events, workload=self.workload, target=self.config["target"])
 
     @property
@@ -195,14 +270,55 @@ class SearchRun:
     def running(self) -> bool:
         return self._thread is not None and self._thread.is_alive()
 
-    # ---- used by the search thread and the hooks ----
+    @property
+    def ended(self) -> bool:
+        """True once the search thread has finished (always, for a run opened from its folder)."""
+        return self._done.is_set()
+
+    # ---- the search thread ----
+    def start(self, work: Callable[[BatchRecorder], Any], *, name: str | None = None) -> SearchRun:
+        """Run ``work(recorder)`` on a background thread as this run's session; returns at once.
+
+        ``work`` measures and hands each batch to ``recorder.record``; it should return soon after
+        ``recorder.stop_requested()``. Its return ends the session as "done" (or "stopped" if a stop was asked),
+        an exception as "failed" with the traceback in ``error``; the status is written to the folder either way.
+        """
+        if not callable(work):
+            raise TypeError(f"start expects a callable taking a BatchRecorder, got {type(work).__name__}")
+        if self._thread is not None or self._done.is_set():
+            raise RuntimeError(f"this run has already {'started' if self._thread else 'ended'}; start a new mx.search")
+        self._recorder = BatchRecorder(self, self._record_batch, self._stop_requested)
+        self.status = "running"
+        self._thread = threading.Thread(
+            target=self._session, args=(work, self._recorder), name=name or f"msexplore-search-{os.path.basename(self.work_dir)}", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def _session(self, work: Callable[[BatchRecorder], Any], recorder: BatchRecorder) -> None:
+        try:
+            work(recorder)
+            self.status = "stopped" if self._stop_requested.is_set() else "done"
+        except BaseException as err:  # noqa: BLE001 - the thread must record why it ended
+            self.status = "failed"
+            self.error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
+        finally:
+            self._ended_at = time.time()
+            try:
+                with self._lock:
+                    measured = len(self._events)
+                self.folder.write_status(
+                    status=self.status, error=self.error, session=self.session, ended=self._ended_at, measured=measured
+                )
+            finally:
+                self._done.set()
+
     def _record_batch(self, events: Sequence[TrialEvent]) -> None:
         events = list(events)
-        self._log.append(events)  # on disk before anyone sees it
+        self.folder.events.append(events)  # on disk before anyone sees it
         with self._lock:
             self._events.extend(events)
             subscribers = list(self._subscribers)
-        self._batch += 1
         for callback in subscribers:
             self._notify(callback, events)
 
@@ -214,27 +330,14 @@ class SearchRun:
             self.subscriber_errors.append(text)
             log.warning("subscriber %r raised; the search goes on:\n%s", callback, text)
 
-    def _load_history(self, events: list[TrialEvent]) -> None:
-        with self._lock:
-            self._events = list(events)
-
-    def _write_status(self) -> None:
-        path = os.path.join(self.work_dir, STATUS_FILE)
-        data = {
-            "status": self.status,
-            "error": self.error,
-            "session": self.session,
-            "ended": self._ended_at,
-            "measured": len(self._events),
-        }
-        tmp = path + ".tmp"
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(data, f, indent=1)
-        os.replace(tmp, path)
-
     # ---- display ----
     def __repr__(self) -> str:
         return f"SearchRun({self.workload.name}, {self.work_dir!r}, {self.progress})"
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))
+
+
+def open_run(work_dir: str | os.PathLike, space: Any = None, *, reconcile: bool = False) -> SearchRun:
+    """The run in ``work_dir`` as it stands on disk (see ``SearchRun.open``); reading it changes nothing."""
+    return SearchRun.open(work_dir, space, reconcile=reconcile)

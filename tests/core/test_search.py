@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -14,7 +17,7 @@ import time
 import pytest
 
 import msexplore as mx
-from msexplore.search.folder import RECORDS_FILE, database_lines
+from msexplore.search.folder import RECORDS_FILE, RunFolder
 
 SMALL = dict(population_size=32, init_min_unmeasured=8)
 
@@ -55,14 +58,14 @@ def test_search_returns_at_once_and_publishes_whole_batches(finished):
 def test_events_are_frozen_and_on_disk(finished):
     run, _, _ = finished
     event = run.events[0]
-    with pytest.raises(Exception):
-        event.latency_s = 1.0  # frozen dataclass
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        event.latency_s = 1.0
     with pytest.raises(TypeError):
         event.decisions["x"] = 1  # read-only mapping
     lines = open(os.path.join(run.work_dir, "events.jsonl")).read().splitlines()
     assert len(lines) == 16
     assert json.loads(lines[3])["index"] == 3
-    assert len(database_lines(run.work_dir)) == 16  # every event has its MetaSchedule record
+    assert len(RunFolder(run.work_dir).database_lines()) == 16  # every event has its MetaSchedule record
 
 
 def test_events_carry_decisions_by_name(finished, space):
@@ -110,6 +113,41 @@ def test_open_run_gives_the_same_history(finished):
     assert again.best.tir == run.best.tir
 
 
+def _snapshot(folder):
+    return {p.name: hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_opening_a_killed_run_changes_nothing_on_disk(finished, space, tmp_path):
+    """A folder whose log lags the database (killed between the two writes), its last record torn: reading it
+    rebuilds the missing events in memory only; reconciling (asked, or by resuming) writes them."""
+    run, _, _ = finished
+    work = tmp_path / "killed"
+    shutil.copytree(run.work_dir, work)
+    (work / "status.json").unlink()
+    log = work / "events.jsonl"
+    log.write_text("".join(line + "\n" for line in log.read_text().splitlines()[:10]))
+    with open(work / RECORDS_FILE, "a") as f:
+        f.write('[0, [["torn')
+    before = _snapshot(work)
+
+    opened = mx.open_run(work)
+    records = mx.read_records(work)
+    with_space = mx.open_run(work, space=space)
+    assert _snapshot(work) == before, "reading a run folder wrote to it"
+    assert opened.status == "interrupted" and len(opened.events) == len(records) == 16
+    assert [e.latency_s for e in opened.events] == [e.latency_s for e in run.events]
+    # rebuilt from the database: decisions only when the space is given to match the traces against
+    assert opened.events[12].decisions == {} and opened.events[12].design_space == -1
+    assert [dict(e.decisions) for e in with_space.events] == [dict(e.decisions) for e in run.events]
+    assert [e.design_space for e in with_space.events] == [e.design_space for e in run.events]
+
+    repaired = mx.open_run(work, reconcile=True)
+    assert len(repaired.events) == 16
+    assert len(log.read_text().splitlines()) == 16
+    assert (work / (RECORDS_FILE + ".torn")).read_text() == '[0, [["torn\n'
+    assert len(RunFolder(work).database_lines()) == 16
+
+
 def test_resume_continues_without_remeasuring(space, tmp_path):
     work_dir = tmp_path / "resume"
     first = mx.search(space, trials=8, batch_size=8, work_dir=work_dir, **SMALL).wait()
@@ -120,7 +158,7 @@ def test_resume_continues_without_remeasuring(space, tmp_path):
     assert [e.session for e in second.events] == [0] * 8 + [1] * 8
     keys = _decision_keys(second.records)
     assert len(set(keys)) == len(keys), "a program of the first session was measured again"
-    assert len(database_lines(str(work_dir))) == 16
+    assert len(RunFolder(work_dir).database_lines()) == 16
 
 
 def test_stop_returns_within_a_batch_and_keeps_records(space, tmp_path):
@@ -133,7 +171,7 @@ def test_stop_returns_within_a_batch_and_keeps_records(space, tmp_path):
     assert run.status == "stopped"
     n = len(run.events)
     assert 8 <= n <= 24, n  # the batch being measured, and at most one TVM had already scheduled
-    assert len(database_lines(run.work_dir)) == n
+    assert len(RunFolder(run.work_dir).database_lines()) == n
     assert mx.open_run(run.work_dir).status == "stopped"
 
 
@@ -150,8 +188,6 @@ def test_subscriber_exception_is_reported_and_search_goes_on(space, tmp_path):
 
 
 def test_wrong_results_are_recorded_failures(tmp_path):
-    import dataclasses
-
     from tvm import te
 
     gmm = mx.workload("GMM", n=32, m=32, k=32)
@@ -265,14 +301,16 @@ def test_killed_process_loses_no_measured_record(tmp_path, space):
     finally:
         if child.poll() is None:
             child.kill()
-    measured = len(database_lines(str(work_dir)))
+    measured = len(RunFolder(work_dir).database_lines())
+    logged = (work_dir / "events.jsonl").read_text()
     run = mx.open_run(work_dir, space=space)
     assert run.status == "interrupted"
     assert len(run.events) == measured >= 16  # every record in the database is an event, none lost
-    assert len((work_dir / "events.jsonl").read_text().splitlines()) == measured
+    assert (work_dir / "events.jsonl").read_text() == logged  # reading wrote nothing
     resumed = mx.search(space, trials=8, batch_size=8, work_dir=work_dir, **SMALL).wait()
     assert resumed.status == "done", resumed.error
     assert len(resumed.events) == measured + 8
+    assert len((work_dir / "events.jsonl").read_text().splitlines()) == measured + 8  # reconciled on resume
     keys = _decision_keys(resumed.records[resumed.records["session"] == 1])
     earlier = set(_decision_keys(resumed.records[resumed.records["session"] == 0]))
     assert not earlier & set(keys)

@@ -2,8 +2,8 @@
 
 The real search is small (GMM 32^3, batches of 4) and is stopped with the dashboard's own Stop button once its
 first batch is drawn, so one search serves the dashboard, export and cost-model tests. Synthetic runs are real
-``SearchRun`` objects fed with made-up events through the same publishing path a search uses
-(``_record_batch``), on a stand-in search thread: they test what a real search cannot make deterministic.
+``SearchRun`` objects started on a stand-in search thread and fed with made-up events through the same
+``BatchRecorder`` a search gets: they test what a real search cannot make deterministic.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 
 import msexplore as mx
 from msexplore.search.events import TrialEvent
-from msexplore.search.run import SearchRun
+from msexplore.search.run import BatchRecorder, SearchRun
 
 SMALL = dict(batch_size=4, population_size=32, init_min_unmeasured=8)
 FIRST_BATCH_TIMEOUT_S = 300  # the machine is shared: a first batch has taken 25-60 s
@@ -67,28 +67,42 @@ def finished_run(live: types.SimpleNamespace) -> SearchRun:
 
 
 class SyntheticRun:
-    """A real SearchRun on a stand-in search thread; ``publish`` goes through the run's own publishing path."""
+    """A real SearchRun on a stand-in search thread; ``publish`` goes through the recorder a search gets."""
 
     def __init__(self, work_dir, workload: mx.Workload, trials: int) -> None:
         work_dir.mkdir(parents=True, exist_ok=True)
         config = {"workload": workload.to_json(), "target": "llvm", "trials": trials, "check": True}
         self.flop = workload.flop
         self.run = SearchRun(str(work_dir), config=config)
-        self.run.status = "running"
         self._release = threading.Event()
-        self.run._thread = threading.Thread(target=self._release.wait, daemon=True)
-        self.run._thread.start()
+        self._error: str | None = None
+        started = threading.Event()
+
+        def work(recorder: BatchRecorder) -> None:
+            self.recorder = recorder
+            started.set()
+            self._release.wait()
+            if self._error is not None:  # the run records "RuntimeError: <text>" and the traceback
+                raise RuntimeError(self._error.removeprefix("RuntimeError: "))
+
+        self.run.start(work)
+        started.wait(10)
 
     def publish(self, events: list[TrialEvent]) -> None:
-        self.run._record_batch(events)
+        self.recorder.record(events)
 
     def events(self, n: int, *, start: int = 0, fail_every: int = 7) -> list[TrialEvent]:
         return make_events(n, flop=self.flop, start=start, fail_every=fail_every)
 
     def end(self, status: str = "done", error: str | None = None) -> None:
-        self.run.status, self.run.error, self.run._ended_at = status, error, time.time()
+        """End the stand-in session the way a search ends: "done", "stopped" (a stop was asked) or "failed"."""
+        if status not in ("done", "stopped", "failed"):
+            raise ValueError(f"status must be 'done', 'stopped' or 'failed', got {status!r}")
+        if status == "stopped":
+            self.run.stop(wait=False)
+        self._error = (error or "the stand-in search failed") if status == "failed" else None
         self._release.set()
-        self.run._thread.join(10)
+        self.run.wait(10)
 
 
 def make_events(n: int, *, flop: float, fail_every: int = 7, start: int = 0) -> list[TrialEvent]:
