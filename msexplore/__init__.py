@@ -23,11 +23,11 @@ from .modules import (
 )
 from .random_variables import RandomVariable
 from .records import compare_runs, read_records
-from .sampling import Sample, SampleSet
+from .sampling import Diff, Sample, SampleSet, diff, instruction_table
 from .search import Candidate, Progress, SearchRun, TrialEvent, open_run, search
 from .space import DesignSpace, Space, SpaceError
 from .target import host_target, resolve_target
-from .traces import Diff, diff, instruction_table, trace_from_json, trace_to_json
+from .traces import trace_from_json, trace_to_json
 from .workloads import TensorSpec, Workload, workload, workload_names
 
 from . import hardware  # noqa: E402,F401  registers the hardware modules ("x86-vnni", ...) by name

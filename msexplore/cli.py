@@ -18,7 +18,6 @@ import argparse
 import contextlib
 import dataclasses
 import json
-import math
 import os
 import sys
 import traceback
@@ -26,6 +25,7 @@ from collections.abc import Iterator, Sequence
 from typing import Any, TextIO
 
 import msexplore as mx  # called as mx.search(...) etc.: the notebooks' functions, patchable in tests
+from msexplore.common import error_line, plain_json
 from msexplore.measure import RPCSettings
 from msexplore.modules import resolve_modules
 from msexplore.search import STRATEGIES
@@ -229,13 +229,13 @@ def _tune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         _print_tune_summary(summary, out)
     if interrupted:
         if failed:
-            print(f"msexplore tune: the search failed while stopping: {_last_line(run.error)}", file=err)
+            print(f"msexplore tune: the search failed while stopping: {_error_line(run.error)}", file=err)
         if args.export:
             print(f"msexplore tune: interrupted, nothing exported; later: msexplore export {run.work_dir} "
                   f"{args.export}", file=err)
         return EXIT_INTERRUPTED
     if failed:
-        raise SearchFailed(f"the search failed: {_last_line(run.error)} (full text in {run.work_dir}/status.json)")
+        raise SearchFailed(f"the search failed: {_error_line(run.error)} (full text in {run.work_dir}/status.json)")
     if best is None:
         raise SearchFailed(_no_valid_candidate(run))
     if export_error is not None:
@@ -330,12 +330,12 @@ def _wait_or_stop(run: Any, err: TextIO) -> bool:
 
 
 def _wait_until_done(run: Any) -> None:
-    """Short waits on the run's done event, so Ctrl-C is handled at once.
+    """Short waits, so Ctrl-C is handled at once.
 
-    Not ``run.wait()``: on Python 3.11 a KeyboardInterrupt that lands inside ``Thread.join`` marks the running
+    Not one ``run.wait()``: on Python 3.11 a KeyboardInterrupt that lands inside ``Thread.join`` marks the running
     thread as finished (CPython's ``_wait_for_tstate_lock``), and nothing waits for it afterwards.
     """
-    while not run._done.wait(0.2):
+    while not run.wait(0.2).ended:
         pass
 
 
@@ -408,7 +408,7 @@ def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     cfg = run.config
     print(f"run:       {run.work_dir}", file=out)
-    print(f"status:    {run.status}" + (f" ({_last_line(run.error)})" if run.error else ""), file=out)
+    print(f"status:    {run.status}" + (f" ({_error_line(run.error)})" if run.error else ""), file=out)
     print(f"workload:  {run.workload!r}", file=out)
     print(f"target:    {cfg.get('target')}", file=out)
     print(f"search:    {cfg.get('strategy')}, batches of {cfg.get('batch_size')}, seed {cfg.get('seed')}, cost model "
@@ -492,7 +492,7 @@ def _candidate_json(candidate: Any) -> dict[str, Any] | None:
         "latency_s": candidate.latency_s,
         "gflops": candidate.gflops,
         "verified": candidate.verified,
-        "decisions": _plain(dict(candidate.decisions)),
+        "decisions": plain_json(candidate.decisions),
     }
 
 
@@ -507,37 +507,21 @@ def _no_valid_candidate(run: Any) -> str:
     failed = [e for e in run.events if not e.ok]
     if not run.events:
         return f"{run.work_dir} holds no measured candidate"
-    reason = f"; e.g. trial {failed[-1].index}: {_last_line(failed[-1].error)}" if failed else ""
+    reason = f"; e.g. trial {failed[-1].index}: {_error_line(failed[-1].error)}" if failed else ""
     return f"no valid candidate among the {len(run.events)} measured in {run.work_dir}{reason}"
 
 
-def _last_line(text: str | None) -> str:
-    lines = [line.strip() for line in (text or "").splitlines() if line.strip()]
-    line = lines[-1] if lines else "no error text"
-    return line if len(line) <= 300 else line[:297] + "..."
+def _error_line(text: str | None) -> str:
+    """An error's useful line as the CLI prints it: one line, at most 300 characters."""
+    return error_line(text, default="no error text", limit=300)
 
 
 def _rows(frame: Any) -> list[dict[str, Any]]:
-    return [{key: _plain(value) for key, value in row.items()} for row in frame.to_dict(orient="records")]
-
-
-def _plain(value: Any) -> Any:
-    """Plain JSON: numpy scalars as Python numbers, NaN as null, timestamps as ISO text, tuples as lists."""
-    if isinstance(value, dict):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
-    if hasattr(value, "isoformat"):
-        return value.isoformat()
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()  # numpy scalar
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
+    return plain_json(frame.to_dict(orient="records"))
 
 
 def _print_json(data: Any, out: TextIO) -> None:
-    json.dump(_plain(data), out, indent=2)
+    json.dump(plain_json(data), out, indent=2)
     out.write("\n")
 
 

@@ -25,7 +25,9 @@ import numpy as np
 import pandas as pd
 
 from . import _quiet
+from .common import check_choice, check_non_negative_int, check_positive_int
 from .cost_model_features import FEATURE_GROUP_OF, FEATURE_GROUPS, FEATURE_NAMES, N_FEATURES, feature_frame
+from .schedules import replay_json
 
 __all__ = ["CostModel", "Quality", "NotFittedError"]
 
@@ -92,12 +94,9 @@ class CostModel:
     ) -> None:
         from tvm.s_tir.meta_schedule.cost_model.xgb_model import XGBConfig
 
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-        if isinstance(num_threads, bool) or not isinstance(num_threads, int) or num_threads <= 0:
-            raise ValueError(f"num_threads must be a positive integer, got {num_threads!r}")
-        if failures not in FAILURE_MODES:
-            raise ValueError(f"failures must be one of {list(FAILURE_MODES)}, got {failures!r}")
+        seed = check_non_negative_int("seed", seed)
+        num_threads = check_positive_int("num_threads", num_threads)
+        check_choice("failures", failures, FAILURE_MODES)
         allowed = [f for f in XGBConfig._fields if f not in _FIXED_OPTIONS]
         unknown = [k for k in xgb_options if k not in allowed]
         if unknown:
@@ -267,9 +266,7 @@ class CostModel:
         if not isinstance(test_fraction, (int, float)) or isinstance(test_fraction, bool) or not 0 < test_fraction < 1:
             raise ValueError(f"test_fraction must be a number in (0, 1), got {test_fraction!r}")
         ks = _check_top_k(top_k)
-        seed = self.seed if seed is None else seed
-        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-            raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
+        seed = check_non_negative_int("seed", self.seed if seed is None else seed)
         ok = _ok_mask(records)
         good = records[ok]
         n = len(good)
@@ -312,8 +309,7 @@ class CostModel:
         ``gain_share`` is the group's share of the total gain. Groups and names: ``msexplore.cost_model_features``.
         """
         self._require_fitted("compute feature importance of")
-        if by not in ("group", "feature"):
-            raise ValueError(f"by must be 'group' or 'feature', got {by!r}")
+        check_choice("by", by, ("group", "feature"))
         booster = self._tvm.booster
         weight = booster.get_score(importance_type="weight")
         gain = booster.get_score(importance_type="total_gain")
@@ -445,17 +441,10 @@ def _tune_context(workload: Any, target: Any) -> Any:
 
 def _replay(workload: Any, trace_json: Any) -> Any:
     """The schedule a recorded trace (JSON) produces on the workload, or None if it does not replay."""
-    import tvm
-    from tvm.s_tir import Schedule, Trace
-
-    if trace_json is None or (isinstance(trace_json, float) and math.isnan(trace_json)):
-        return None
-    sch = Schedule(workload.mod, seed=1, debug_mask=0, error_render_level="none")
     try:
-        Trace.apply_json_to_schedule(trace_json, sch)
-    except Exception:  # noqa: BLE001 - TVM 0.27 raises built-in types (RuntimeError, ValueError, ...)
+        return replay_json(trace_json, workload)
+    except ValueError:
         return None
-    return sch
 
 
 def _candidate(sch: Any, workload: Any) -> Any:

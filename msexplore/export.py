@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import tvm
 
+from msexplore.common import plain_json
 from msexplore.measure import verify
 from msexplore.target import TargetLike, resolve_target
 from msexplore.workloads import Comparison, Workload
@@ -154,7 +155,7 @@ def _manifest(workload: Workload, target: tvm.target.Target, latency_s, comparis
         ],
         "outputs": list(workload.outputs),
         "function": "main",
-        "target": _plain(target.export()),
+        "target": plain_json(target.export()),
         "latency_s": latency_s,
         "gflops": workload.flop / latency_s / 1e9 if latency_s and workload.flop else None,
         "verified": {"max_abs_error": comparison.max_abs_error, "max_rel_error": comparison.max_rel_error},
@@ -163,17 +164,6 @@ def _manifest(workload: Workload, target: tvm.target.Target, latency_s, comparis
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "files": {name: _sha256(folder / name) for name in files},
     }
-
-
-def _plain(value: Any) -> Any:
-    """A target's ``export()`` holds TVM containers; make it plain JSON."""
-    if isinstance(value, (str, bool, int, float)) or value is None:
-        return value
-    if hasattr(value, "items"):
-        return {str(key): _plain(item) for key, item in value.items()}
-    if isinstance(value, (list, tuple)) or hasattr(value, "__len__"):
-        return [_plain(item) for item in value]
-    return str(value)
 
 
 def _sha256(path: Path) -> str:

@@ -27,6 +27,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
 from tvm.s_tir.meta_schedule.runner.utils import run_evaluator_common
 
+from msexplore.common import check_int_in_range, error_line
 from msexplore.target import TargetLike, resolve_target
 from msexplore.workloads import Comparison, Workload
 
@@ -104,8 +105,7 @@ class RPCSettings:
     def __post_init__(self) -> None:
         if not isinstance(self.host, str) or not self.host:
             raise ValueError(f"RPCSettings.host must be a non-empty host name, got {self.host!r}")
-        if isinstance(self.port, bool) or not isinstance(self.port, int) or not 0 < self.port < 65536:
-            raise ValueError(f"RPCSettings.port must be an integer in 1..65535, got {self.port!r}")
+        check_int_in_range("RPCSettings.port", self.port, 1, 65535)
         if not isinstance(self.key, str) or not self.key:
             raise ValueError(f"RPCSettings.key must be the server key registered with the tracker, got {self.key!r}")
 
@@ -328,16 +328,11 @@ class Measurement:
 
     def __repr__(self) -> str:
         if self.build_error is not None:
-            return f"Measurement(build error: {_last_line(self.build_error)})"
+            return f"Measurement(build error: {error_line(self.build_error)})"
         if self.run_error is not None:
-            return f"Measurement(run error: {_last_line(self.run_error)})"
+            return f"Measurement(run error: {error_line(self.run_error)})"
         gflops = "" if self.gflops is None else f", {self.gflops:.2f} GFLOPS"
         return f"Measurement({self.latency_s * 1e3:.4g} ms{gflops}, {len(self.latencies)} repeats)"
-
-
-def _last_line(message: str) -> str:
-    lines = [line for line in message.strip().splitlines() if line.strip()]
-    return lines[-1].strip() if lines else ""
 
 
 def measure(

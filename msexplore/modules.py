@@ -25,6 +25,8 @@ from tvm.s_tir import Schedule
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.schedule_rule import PyScheduleRule
 
+from .common import check_choice, error_line
+
 __all__ = [
     "TransformModule",
     "ModuleFailure",
@@ -153,8 +155,7 @@ def module(
     doc
         What the module does, in a sentence; defaults to the function's docstring.
     """
-    if scope not in _SCOPES:
-        raise ValueError(f"scope must be one of {list(_SCOPES)}, got {scope!r}")
+    check_choice("scope", scope, _SCOPES)
     if scope == "program" and (blocks is not None or when is not None):
         raise ValueError("a program-scope module runs once on the whole schedule; it takes no blocks= or when=")
     block_names = None if blocks is None else _block_names(blocks)
@@ -394,7 +395,9 @@ class _ModuleRule(PyScheduleRule):
                 out = _normalize_result(self.mod, sch, self.mod.fn(sch, block))
         except Exception as err:  # a module's bug breaks its branch of the space, not the whole space
             self.attribution.failures.append(
-                ModuleFailure(self.mod.name, block_name, _error_line(err), traceback.format_exc())
+                ModuleFailure(
+                    self.mod.name, block_name, error_line(err, prefer="first", with_type=True), traceback.format_exc()
+                )
             )
             return []
         self.attribution.record(out, start, self.mod.name, block_name)
@@ -402,19 +405,3 @@ class _ModuleRule(PyScheduleRule):
 
     def clone(self) -> _ModuleRule:
         return _ModuleRule(self.mod, None if self.inner is None else self.inner.clone(), self.attribution)
-
-
-def _error_line(err: BaseException) -> str:
-    """``"ZeroDivisionError: division by zero"``; for TVM's errors, the sentence that says what went wrong."""
-    kind = type(err).__name__
-    text = str(err).strip()
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
-    message = next((ln for ln in reversed(lines) if ln.startswith("Error message:")), None)
-    if message is not None:  # a rendered ScheduleError: the sentence comes after the IR
-        line = message[len("Error message:"):].strip()
-    elif lines and "Traceback" in text:  # TVM errors put the useful sentence last, after a C++ backtrace
-        line = lines[-1]
-    else:
-        line = lines[0] if lines else ""
-    line = line.removeprefix(f"{kind}: ")
-    return f"{kind}: {line}" if line else kind

@@ -16,6 +16,8 @@ from typing import Any
 
 from tvm.s_tir import Schedule, Trace
 
+from .common import plain_json
+
 __all__ = ["RandomVariable", "describe_random_variables", "perfect_tilings", "decision_value", "decision_raw"]
 
 KINDS = {"SamplePerfectTile": "tile", "SampleCategorical": "categorical", "SampleComputeLocation": "compute_location"}
@@ -159,8 +161,8 @@ def describe_random_variables(
             )
         elif kind == "categorical":
             info.update(
-                candidates=tuple(_plain(c) for c in attrs[0]),
-                probs=tuple(float(_plain(p)) for p in attrs[1]),
+                candidates=tuple(plain_json(c) for c in attrs[0]),
+                probs=tuple(float(p) for p in plain_json(attrs[1])),
                 label=_consumer_label(insts, pos),
             )
         else:
@@ -170,11 +172,6 @@ def describe_random_variables(
 
     trace.apply_to_schedule(sch, remove_postproc=True, decision_provider=provider)
     return _name(found)
-
-
-def _plain(x: Any) -> Any:
-    value = getattr(x, "value", x)
-    return value if isinstance(value, (int, float, str, bool)) else str(value)
 
 
 def _consumer_label(insts: list, pos: int) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import functools
 import json
 import os
@@ -10,19 +11,22 @@ import threading
 import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
 from tvm.s_tir import Schedule, Trace
-from tvm.s_tir.schedule import _ffi_api as _schedule_api
 
 from . import traces
+from .common import check_non_negative_int, check_positive_int, error_line, plain_json
 from .modules import ModuleFailure
 from .random_variables import decision_value
-from .space import DesignSpace, Space, enter_postproc, fresh_schedule
+from .schedules import fresh_schedule, replay, reseeded_copy, run_postprocs
 
-__all__ = ["Sample", "SampleSet", "sample_space"]
+if TYPE_CHECKING:  # a space hands itself to sample_space (Space.sample): sampling never imports space
+    from .space import DesignSpace, Space
+
+__all__ = ["Sample", "SampleSet", "sample_space", "Diff", "diff", "instruction_table"]
 
 FORMAT = "msexplore.samples"
 VERSION = 1
@@ -48,9 +52,7 @@ class Sample:
         """The scheduled program (replayed from the trace, postprocessors included)."""
         if self.trace is None:
             raise ValueError(f"sample {self.id} has no schedule: {self.error}")
-        sch = fresh_schedule(self.space, self.seed)
-        self.trace.apply_to_schedule(sch, remove_postproc=False)
-        return sch
+        return replay(self.trace, self.space.workload, seed=self.seed)
 
     @functools.cached_property
     def tir(self) -> str:
@@ -65,11 +67,32 @@ class Sample:
 
     def instructions(self) -> pd.DataFrame:
         """The trace as a table: one row per instruction, with its decision and random-variable name."""
-        return traces.instruction_table(self)
+        return instruction_table(self)
 
     def with_decisions(self, changes: Mapping[str, Any]) -> Sample:
-        """A new sample with some decisions changed (validated first) and the trace replayed."""
-        return traces.with_decisions(self, changes)
+        """A new sample with some decisions changed (validated first) and the trace replayed.
+
+        TVM itself silently "repairs" an illegal tile (``[3, 21]`` of 128 becomes ``[1, 128]``); here it raises
+        ``ValueError`` listing the legal values, and the replayed decisions are read back to make sure.
+        """
+        if self.trace is None or self.design_space < 0:
+            raise ValueError(f"sample {self.id} has no trace to edit: {self.error}")
+        space = self.space
+        ds = space.design_spaces[self.design_space]
+        sch = traces.replay_with_decisions(
+            self.trace, ds.random_variables, changes, space.workload, seed=self.seed, what="sample", label=f"sample {self.id}"
+        )
+        edited = finish(
+            space, ds, sch, [p.clone() for p in space.postprocs], index=self.id, seed=self.seed,
+            edited=tuple(dict.fromkeys([*self.edited, *changes])),
+        )
+        for rv in ds.random_variables:
+            got = edited.decisions[rv.name]
+            want = changes.get(rv.name, self.decisions.get(rv.name))
+            want = tuple(int(v) for v in want) if rv.kind == "tile" else want
+            if got != want:  # pragma: no cover - guards against TVM repairing a value we let through
+                raise ValueError(f"{rv.name}: TVM replaced {want!r} by {got!r} on replay")
+        return edited
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -78,7 +101,7 @@ class Sample:
             "design_space": self.design_space,
             "valid": self.valid,
             "error": self.error,
-            "decisions": {k: _jsonable(v) for k, v in self.decisions.items()},
+            "decisions": plain_json(self.decisions),
             "trace": None if self.trace is None else traces.trace_to_json(self.trace),
             "module_failure": None if self.module_failure is None else dataclasses.asdict(self.module_failure),
             "edited": list(self.edited),
@@ -86,10 +109,6 @@ class Sample:
 
     def _repr_pretty_(self, p: Any, cycle: bool) -> None:
         p.text(repr(self))
-
-
-def _jsonable(v: Any) -> Any:
-    return list(v) if isinstance(v, tuple) else v
 
 
 class SampleSet(Sequence):
@@ -212,7 +231,7 @@ def _sample_from_json(d: dict[str, Any], space: Space) -> Sample:
         raise ValueError(f"design space {ds_index} does not exist (this space has {len(space.design_spaces)})")
     trace = None
     if d["trace"] is not None:
-        trace = traces.trace_from_json(d["trace"], space, seed=int(d["seed"]))
+        trace = traces.trace_from_json(d["trace"], space.workload, seed=int(d["seed"]))
         if ds_index < 0 or not space.design_spaces[ds_index].matches(trace):
             raise ValueError(f"its trace is not a sample of design space {ds_index} of this space")
     failure = ModuleFailure(**d["module_failure"]) if d.get("module_failure") else None
@@ -241,12 +260,9 @@ def _sample_from_json(d: dict[str, Any], space: Space) -> Sample:
 
 def sample_space(space: Space, n: int, *, seed: int = 0, threads: int | None = None) -> SampleSet:
     """Draw ``n`` samples; the i-th depends only on ``seed`` and i (same seed, same samples, any thread count)."""
-    if isinstance(n, bool) or not isinstance(n, int) or n <= 0:
-        raise ValueError(f"n must be a positive integer, got {n!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
-    if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads <= 0):
-        raise ValueError(f"threads must be a positive integer or None (up to 2 threads), got {threads!r}")
+    check_positive_int("n", n)
+    check_non_negative_int("seed", seed)
+    check_positive_int("threads", threads, or_none=True)
     space.require_design_spaces()
     n_branches = len(space.design_spaces) + len(space.failures)
     jobs = []
@@ -279,14 +295,7 @@ class _Drawer:
     def __init__(self, space: Space) -> None:
         self.space = space
         self.postprocs = [p.clone() for p in space.postprocs]
-        # Copying a built schedule is ~20x cheaper than building one from the module (no re-analysis of the
-        # blocks); re-seeded, the copy draws exactly what ``fresh_schedule(space, seed)`` would.
-        self.blank = fresh_schedule(space)
-
-    def fresh(self, seed: int) -> Schedule:
-        sch = _schedule_api.ScheduleCopy(self.blank)
-        _schedule_api.ScheduleSeed(sch, seed)
-        return sch
+        self.blank = fresh_schedule(space.workload)  # copied and re-seeded per draw (schedules.reseeded_copy)
 
     def draw(self, index: int, branch: int, seed: int) -> Sample:
         space = self.space
@@ -294,11 +303,11 @@ class _Drawer:
             failure = space.failures[branch - len(space.design_spaces)]
             return Sample(index, seed, -1, False, str(failure), {}, None, space, module_failure=failure)
         ds = space.design_spaces[branch]
-        sch = self.fresh(seed)
+        sch = reseeded_copy(self.blank, seed)
         try:
             ds.trace.apply_to_schedule(sch, remove_postproc=True)
         except Exception as err:  # noqa: BLE001 - TVM 0.27 raises built-in types (ScheduleError is a RuntimeError)
-            return Sample(index, seed, ds.index, False, f"replay failed: {_tvm_reason(err)}", {}, None, space)
+            return Sample(index, seed, ds.index, False, f"replay failed: {error_line(err, default=type(err).__name__)}", {}, None, space)
         return finish(space, ds, sch, self.postprocs, index=index, seed=seed)
 
 
@@ -306,16 +315,7 @@ def finish(
     space: Space, ds: DesignSpace, sch: Schedule, postprocs: list[Any], *, index: int, seed: int, edited: tuple = ()
 ) -> Sample:
     """Run the postprocessors on a replayed schedule and read its decisions."""
-    error = None
-    enter_postproc(sch)
-    for p, name in zip(postprocs, space.postproc_names):
-        try:
-            ok = p.apply(sch)
-        except Exception as err:  # noqa: BLE001 - TVM's, or a Python postprocessor's bug: the sample is invalid
-            ok, error = False, f"postprocessor {name} failed: {_tvm_reason(err)}"
-        if not ok:
-            error = error or f"rejected by postprocessor {name}"
-            break
+    error = run_postprocs(sch, postprocs, space.postproc_names)
     trace = sch.trace
     return Sample(index, seed, ds.index, error is None, error, _read_decisions(ds, trace), trace, space, edited=edited)
 
@@ -327,9 +327,53 @@ def _read_decisions(ds: DesignSpace, trace: Trace) -> dict[str, Any]:
     return {k: tuple(v) if isinstance(v, list) else v for k, v in decisions.items()}
 
 
-def _tvm_reason(err: BaseException) -> str:
-    lines = [ln.strip() for ln in str(err).splitlines() if ln.strip()]
-    for ln in reversed(lines):
-        if not ln.startswith(("File ", "at ", "0:", "1:")):
-            return ln
-    return lines[-1] if lines else type(err).__name__
+# ---- looking at samples -----------------------------------------------------------------------------------
+
+
+def instruction_table(sample: Sample) -> pd.DataFrame:
+    """One row per instruction of the sample's trace: kind, inputs, attributes, outputs, decision, random variable."""
+    if sample.trace is None:
+        raise ValueError(f"sample {sample.id} has no trace: {sample.error}")
+    rvs = sample.space.design_spaces[sample.design_space].random_variables if sample.design_space >= 0 else ()
+    return traces.instruction_table(sample.trace, rvs)
+
+
+@dataclasses.dataclass(frozen=True)
+class Diff:
+    """How two samples differ: the decisions that differ, and a unified diff of their TIR."""
+
+    a: int
+    b: int
+    decisions: pd.DataFrame  # columns: name, a, b
+    tir: str
+    labels: tuple[str, str] = ("", "")  # "sample 3", "sample 3 (edited Z.tile_j)"
+
+    def __str__(self) -> str:
+        a, b = self.labels if all(self.labels) else (f"sample {self.a}", f"sample {self.b}")
+        lines = [f"{a} and {b}: {len(self.decisions)} decision(s) differ"]
+        for row in self.decisions.itertuples(index=False):
+            lines.append(f"  {row.name}: {row.a} -> {row.b}")
+        return "\n".join(lines) + "\n" + self.tir
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(str(self))
+
+
+def diff(a: Sample, b: Sample, *, context: int = 2) -> Diff:
+    """The decisions that differ between two samples and a unified diff of the two TIRs."""
+    names = list(dict.fromkeys([*a.decisions, *b.decisions]))
+    rows = [
+        {"name": n, "a": a.decisions.get(n), "b": b.decisions.get(n)}
+        for n in names
+        if a.decisions.get(n) != b.decisions.get(n)
+    ]
+    tir_a = a.tir.splitlines() if a.trace is not None else [f"# no TIR: {a.error}"]
+    tir_b = b.tir.splitlines() if b.trace is not None else [f"# no TIR: {b.error}"]
+    label_a, label_b = _label(a), _label(b)
+    text = "\n".join(difflib.unified_diff(tir_a, tir_b, label_a, label_b, n=context, lineterm=""))
+    return Diff(a.id, b.id, pd.DataFrame(rows, columns=["name", "a", "b"]), text, (label_a, label_b))
+
+
+def _label(sample: Sample) -> str:
+    """``sample 3``, or ``sample 3 (edited Z.tile_j)`` for one made by ``with_decisions`` (it keeps the id)."""
+    return f"sample {sample.id}" + (f" (edited {', '.join(sample.edited)})" if sample.edited else "")

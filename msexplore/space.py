@@ -10,16 +10,17 @@ from collections.abc import Sequence
 from typing import Any
 
 import pandas as pd
-from tvm.s_tir import Schedule, Trace
+from tvm.s_tir import Trace
 from tvm.s_tir import meta_schedule as ms
-from tvm.s_tir.schedule import _ffi_api as _schedule_api
-from tvm.s_tir.schedule.schedule import _ERROR_RENDER_LEVEL
 
 from . import _quiet
+from .common import check_int_in_range
 from .modules import Attribution, ModuleFailure, TransformModule, as_schedule_rules, resolve_modules
 from .random_variables import RandomVariable, describe_random_variables
+from .sampling import SampleSet, sample_space
 from .target import TargetLike, resolve_target
-from .workloads import Workload, workload as make_workload
+from .workloads import Workload
+from .workloads import workload as make_workload
 
 __all__ = ["Space", "DesignSpace", "SpaceError"]
 
@@ -171,10 +172,6 @@ class Space:
         return self._post_order_apply(Attribution())
 
     # ---- what users look at ----
-    @property
-    def usable_design_spaces(self) -> list[DesignSpace]:
-        return self.design_spaces
-
     def require_design_spaces(self) -> None:
         if not self.design_spaces:
             details = "\n".join(f"  - {f}" for f in self.failures) or "  (no module failed; no schedule came out)"
@@ -214,10 +211,8 @@ class Space:
         """Number of distinct decision assignments, summed over the design spaces (an upper bound on programs)."""
         return sum(ds.size for ds in self.design_spaces)
 
-    def sample(self, n: int, *, seed: int = 0, threads: int | None = None) -> Any:
+    def sample(self, n: int, *, seed: int = 0, threads: int | None = None) -> SampleSet:
         """Draw ``n`` samples: fresh decisions on a randomly chosen design space, then the postprocessors."""
-        from .sampling import sample_space
-
         return sample_space(self, n, seed=seed, threads=threads)
 
     def design_space_of(self, trace: Trace) -> DesignSpace | None:
@@ -239,8 +234,7 @@ class Space:
 
 
 def _check_seed(seed: Any) -> int:
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed < 2**31 - 1:
-        raise ValueError(f"seed must be an integer in [0, 2**31 - 2], got {seed!r}")
+    seed = check_int_in_range("seed", seed, 0, 2**31 - 2)
     return seed + 1 if seed == 0 else seed  # TVM wants [1, 2**31 - 1]
 
 
@@ -308,22 +302,3 @@ def _domain_text(rv: RandomVariable) -> str:
     if rv.kind == "categorical":
         return str(list(rv.candidates))
     return str(list(rv.locations))
-
-
-_FAST_ERRORS = _ERROR_RENDER_LEVEL["fast"]
-
-
-def fresh_schedule(space: Space, seed: int = 1) -> Schedule:
-    """An unscheduled schedule of the space's workload, cheap (no debug checks).
-
-    Errors render "fast": one line with the reason ("All the constant factors are required to be positive"),
-    which invalid samples carry; "none" would leave only "(not rendered)".
-    """
-    # TVM's own constructor behind Schedule.__init__, without its per-call runtime type checking: sampling
-    # makes one schedule per sample, and the checks cost about as much as building the schedule.
-    return _schedule_api.TracedSchedule(space.workload.mod, seed, 0, _FAST_ERRORS, True)
-
-
-def enter_postproc(sch: Schedule) -> None:
-    """``sch.enter_postproc()`` without the runtime type check (called once per sample)."""
-    _schedule_api.ScheduleEnterPostproc(sch)

@@ -10,6 +10,8 @@ from typing import Any, Union
 import psutil
 import tvm
 
+from .common import check_positive_int
+
 TargetLike = Union[None, str, dict, "tvm.target.Target"]
 
 __all__ = ["host_target", "resolve_target", "host_cores", "kernel_threads"]
@@ -61,14 +63,8 @@ def host_target(num_cores: int | None = None) -> tvm.target.Target:
     MetaSchedule needs ``num-cores``.
     """
     mtriple, mcpu = _host_attrs()
-    cores = _positive_cores(num_cores if num_cores is not None else host_cores())
+    cores = check_positive_int("num-cores", num_cores if num_cores is not None else host_cores())
     return tvm.target.Target({"kind": "llvm", "num-cores": cores, "mtriple": mtriple, "mcpu": mcpu})
-
-
-def _positive_cores(value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"num-cores must be a positive integer, got {value!r}")
-    return value
 
 
 def resolve_target(target: TargetLike = None) -> tvm.target.Target:
@@ -98,7 +94,7 @@ def resolve_target(target: TargetLike = None) -> tvm.target.Target:
         raise ValueError(f"target {config!r} has no 'kind'; e.g. {{'kind': 'llvm', 'num-cores': 2}}")
     if config["kind"] == "llvm":
         config.setdefault("num-cores", host_cores())
-        _positive_cores(config["num-cores"])
+        config["num-cores"] = check_positive_int("num-cores", config["num-cores"])
         host_triple, host_cpu = _host_attrs()
         # {"kind": "llvm"} means "this CPU"; TVM itself fills in the host's mtriple (Target("llvm") has it), so
         # the host's triple without mcpu or mattr names no CPU either

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 import plotly.graph_objects as go
+
+from .. import common
 
 # plotly_white draws its own white card, so a figure reads the same in JupyterLab's light and dark themes.
 TEMPLATE = "plotly_white"
@@ -76,20 +77,9 @@ def value_label(value: Any) -> str:
     return str(value)
 
 
-def plain(value: Any) -> Any:
-    """numpy scalars -> Python scalars (JSON-friendly, comparable); tuples and others unchanged."""
-    return value.item() if hasattr(value, "item") and not isinstance(value, (tuple, list)) else value
-
-
 def error_line(text: Any, limit: int = 160) -> str:
-    """The line of an error message worth showing: the message itself, not the first line of a traceback."""
-    if text is None or (isinstance(text, float) and math.isnan(text)):
-        return ""
-    lines = [ln.strip() for ln in str(text).splitlines() if ln.strip()]
-    if not lines:
-        return ""
-    line = lines[-1] if lines[0].startswith("Traceback") else lines[0]
-    return line if len(line) <= limit else line[: limit - 1] + "…"
+    """An error's line for a hover or a note: ``msexplore.common.error_line``, headline first, at most ``limit``."""
+    return common.error_line(text, prefer="first", limit=limit)
 
 
 def format_count(n: int | float) -> str:

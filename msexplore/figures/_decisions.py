@@ -14,7 +14,8 @@ import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 
-from ..records import COLUMNS as RECORD_COLUMNS
+from ..common import plain_json
+from ..search.events import COLUMNS as RECORD_COLUMNS
 from ._common import (
     COLORSCALE,
     INVALID_COLOR,
@@ -24,7 +25,6 @@ from ._common import (
     error_line,
     figure,
     layout,
-    plain,
     value_label,
 )
 
@@ -223,7 +223,7 @@ def _factorize(column: pd.Series) -> tuple[np.ndarray, pd.Index]:
 
 def _value(v: Any) -> Any:
     """A decision value as plain Python; an integer stored as float (a column with gaps) back to int."""
-    v = plain(v)
+    v = plain_json(v)
     if isinstance(v, list):
         return tuple(v)
     if isinstance(v, float) and v.is_integer():
@@ -338,13 +338,9 @@ def _panel_title(panel: _DecisionBars) -> str:
     return title
 
 
-def _jsonable(value: Any) -> Any:
-    return list(value) if isinstance(value, tuple) else value
-
-
 def _panel_traces(panel: _DecisionBars, color: str, *, first: bool) -> list[dict[str, Any]]:
     """Two stacked bar traces per panel, always: valid/invalid, or coloured/no-data."""
-    data = [[panel.name, _jsonable(v)] for v in panel.values]
+    data = [[panel.name, plain_json(v)] for v in panel.values]
     labels = list(panel.labels)
     if color == "valid":
         invalid = [c - v for c, v in zip(panel.counts, panel.valid)]

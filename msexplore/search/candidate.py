@@ -8,6 +8,7 @@ from typing import Any
 
 from tvm.s_tir import Schedule, Trace
 
+from ..schedules import replay_json
 from .events import TrialEvent
 
 __all__ = ["Candidate"]
@@ -31,9 +32,7 @@ class Candidate:
     def schedule(self) -> Schedule:
         if self.event.trace is None:
             raise ValueError(f"trial {self.event.index} has no trace recorded")
-        sch = Schedule(self.workload.mod, debug_mask=0)
-        Trace.apply_json_to_schedule(self.event.trace, sch)
-        return sch
+        return replay_json(self.event.trace, self.workload)
 
     @property
     def trace(self) -> Trace:

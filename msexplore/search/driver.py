@@ -9,6 +9,7 @@ import os
 from typing import Any
 
 from .. import _quiet
+from ..common import check_positive_int
 from .folder import RunFolder
 from .run import BatchRecorder, SearchRun
 from .strategies import create_strategy
@@ -63,11 +64,10 @@ def search(
 
     if not isinstance(space, Space):
         raise TypeError(f"search expects an mx.Space, got {type(space).__name__}")
-    _positive_int("trials", trials)
-    _positive_int("batch_size", batch_size)
-    _positive_int("seed", seed)
-    if num_threads is not None:
-        _positive_int("num_threads", num_threads)
+    check_positive_int("trials", trials)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("seed", seed)
+    check_positive_int("num_threads", num_threads, or_none=True)
     strategy_obj = create_strategy(strategy, strategy_options)
     if isinstance(cost_model, str) and cost_model not in COST_MODELS:
         raise ValueError(f"unknown cost_model {cost_model!r}; accepted: {list(COST_MODELS)} or a tvm CostModel")
@@ -107,11 +107,6 @@ def search(
         build_timeout_s, run_timeout_s,
     )
     return run.start(tune)
-
-
-def _positive_int(name: str, value: Any) -> None:
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
 
 def _prepare_folder(work_dir: Any, space: Any) -> str:

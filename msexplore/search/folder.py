@@ -178,7 +178,7 @@ def _decisions_of(space: Any, trace_json: list) -> tuple[dict[str, Any], int]:
     from ..traces import trace_from_json
 
     try:
-        trace = trace_from_json(trace_json, space)
+        trace = trace_from_json(trace_json, space.workload)
     except ValueError:  # a record of another space: keep it without decisions
         return {}, -1
     ds, decisions = match_trace(space, trace)

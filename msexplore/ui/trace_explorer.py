@@ -200,7 +200,7 @@ class TraceExplorer(TaskPanel):
         self._on_busy({"new": self.busy})
 
     def _show_diff(self, a: Any, b: Any) -> None:
-        from ..traces import diff
+        from ..sampling import diff
 
         self.shown = None
         self.measurement = None

@@ -54,6 +54,8 @@ from dataclasses import dataclass
 from tvm import te, tirx
 from tvm.s_tir.meta_schedule.testing import te_workload
 
+from ..common import check_non_negative_int, check_positive_int
+
 # Paper order. C2D_WIN_NHWC (also in CONFIGS) is left out: its topi path raises "LEGACY-FLOW triggered".
 PAPER_NAMES = ("GMM", "C1D", "C2D", "C3D", "DEP", "DIL", "GRP", "T2D", "CAP", "NRM", "SFM", "CBR", "TBG")
 INT8_NAMES = ("DENSE_U8S8", "C2D_U8S8")
@@ -198,10 +200,8 @@ def resolve_params(operator: Operator, overrides: dict[str, object]) -> dict[str
         )
     params = {**operator.defaults, **overrides}
     for key, value in params.items():
-        lowest = 0 if key in _MAY_BE_ZERO else 1
-        if isinstance(value, bool) or not isinstance(value, int) or value < lowest:
-            kind = "a non-negative" if lowest == 0 else "a positive"
-            raise ValueError(f"{operator.name} parameter {key!r} must be {kind} integer, got {value!r}")
+        check = check_non_negative_int if key in _MAY_BE_ZERO else check_positive_int
+        params[key] = check(f"{operator.name} parameter {key!r}", value)
     return params
 
 

@@ -22,7 +22,7 @@ import msexplore as mx
 from msexplore.cli import main
 from msexplore.export import load_kernel
 from msexplore.search.events import EventLog, TrialEvent
-from msexplore.search.folder import write_config
+from msexplore.search.folder import RunFolder
 
 pytestmark = pytest.mark.slow
 
@@ -245,7 +245,7 @@ def test_show_and_export_refuse_a_folder_that_is_not_a_run(tmp_path, capsys):
 
 def test_a_run_without_a_valid_candidate_exits_3_on_export(tmp_path, capsys):
     gmm = mx.workload("GMM", n=32, m=32, k=32)
-    write_config(str(tmp_path), {"workload": gmm.to_json(), "target": "llvm", "trials": 2, "check": True})
+    RunFolder(tmp_path).write_config({"workload": gmm.to_json(), "target": "llvm", "trials": 2, "check": True})
     EventLog(tmp_path / "events.jsonl").append(
         TrialEvent(index=k, session=0, batch=0, time_s=1.0, timestamp=0.0, design_space=0, decisions={},
                    run_error=f"Traceback ...\nRuntimeError: boom {k}")
