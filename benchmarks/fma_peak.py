@@ -33,7 +33,9 @@ typedef __m256 vec;
 #define SET1 _mm256_set1_ps
 #define FMA _mm256_fmadd_ps
 #define ADD _mm256_add_ps
-static float REDUCE(__m256 v) { float t[8]; _mm256_storeu_ps(t, v); float s = 0; for (int i = 0; i < 8; ++i) s += t[i]; return s; }
+static float REDUCE(__m256 v) {
+    float t[8]; _mm256_storeu_ps(t, v); float s = 0; for (int i = 0; i < 8; ++i) s += t[i]; return s;
+}
 #endif
 
 int lanes(void) { return LANES; }

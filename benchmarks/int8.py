@@ -94,7 +94,8 @@ def _torch_int_mm(workload: mx.Workload) -> Any:
     try:
         import torch
     except ImportError:
-        print("torch is not installed: comparing the two spaces only (`make bench` runs this suite in .venv-bench, which has it)")
+        print("torch is not installed: comparing the two spaces only "
+              "(`make bench` runs this suite in .venv-bench, which has it)")
         return None
     m, k = workload.args[0].shape
     n = workload.args[2].shape[1]

@@ -60,7 +60,11 @@ def run(quick: bool = False) -> dict:
         rows.append({"what": f"decision-distribution figure, {count} samples, s (goal <= 0.5 at 10k)", **_s(t)})
 
     sample = space.sample(1, seed=3)[0]
-    name = next(rv.name for rv in space.design_spaces[sample.design_space].random_variables if rv.kind == "tile" and rv.extent > 1)
+    name = next(
+        rv.name
+        for rv in space.design_spaces[sample.design_space].random_variables
+        if rv.kind == "tile" and rv.extent > 1
+    )
     legal = space.design_spaces[sample.design_space].by_name()[name].domain
 
     def edit() -> str:

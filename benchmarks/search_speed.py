@@ -72,7 +72,9 @@ def run(quick: bool = False) -> dict:
             _ = mx.records.events_frame(batch_events)
 
         t0 = time.perf_counter()
-        run = mx.search(space, trials=trials, batch_size=batch, seed=seed, work_dir=os.path.join(root, "mx"), **strategy)
+        run = mx.search(
+            space, trials=trials, batch_size=batch, seed=seed, work_dir=os.path.join(root, "mx"), **strategy
+        )
         run.subscribe(dashboard_like)
         run.wait()
         mx_wall = time.perf_counter() - t0
@@ -89,7 +91,10 @@ def run(quick: bool = False) -> dict:
         {"what": "best latency mx (ms, re-measured)", "value": mx_best * 1e3},
         {"what": "best-latency ratio mx / plain (goal ~1.0 or lower)", "value": mx_best / plain_best},
         {"what": "live-progress plumbing share of wall time (goal <= 2%)", "value": run.timings.publish_s / mx_wall},
-        {"what": "cost-model scoring of measured batches, share of wall time", "value": run.timings.predict_s / mx_wall},
+        {
+            "what": "cost-model scoring of measured batches, share of wall time",
+            "value": run.timings.predict_s / mx_wall,
+        },
     ]
     print(table(rows, ["what", "value"]))
     return {"rows": rows, "trials": trials, "batch": batch, "shape": shape, "strategy": strategy}

@@ -74,16 +74,21 @@ def build_parser() -> argparse.ArgumentParser:
         description="Search a workload's schedules with MetaSchedule. Running it again on the same --work-dir "
         "continues from the records there. Ctrl-C stops after the batch being measured (exit 130).",
     )
-    tune.add_argument("workload", metavar="WORKLOAD", help="an operator name: GMM, C2D, ... (see `msexplore workloads`)")
+    tune.add_argument("workload", metavar="WORKLOAD",
+                      help="an operator name: GMM, C2D, ... (see `msexplore workloads`)")
     tune.add_argument("--shape", action="append", default=[], metavar="K=V,...",
                       help="shape parameters, e.g. n=512,m=512,k=512 (the rest keep their defaults)")
-    tune.add_argument("--trials", type=_positive, default=64, metavar="N", help="candidates to measure in this session (64)")
+    tune.add_argument("--trials", type=_positive, default=64, metavar="N",
+                      help="candidates to measure in this session (64)")
     tune.add_argument("--work-dir", metavar="DIR",
-                      help="the run's folder (new, or an earlier run's to continue); default ./msexplore-runs/NAME-TIME")
-    tune.add_argument("--strategy", choices=list(STRATEGIES), default="evolutionary", help="search strategy (evolutionary)")
+                      help="the run's folder (new, or an earlier run's to continue); "
+                           "default ./msexplore-runs/NAME-TIME")
+    tune.add_argument("--strategy", choices=list(STRATEGIES), default="evolutionary",
+                      help="search strategy (evolutionary)")
     tune.add_argument("--strategy-option", action="append", default=[], metavar="K=V,...",
                       help="strategy options, e.g. population_size=32,init_min_unmeasured=8 (TVM's names)")
-    tune.add_argument("--batch-size", type=_positive, default=16, metavar="N", help="candidates per measured batch (16)")
+    tune.add_argument("--batch-size", type=_positive, default=16, metavar="N",
+                      help="candidates per measured batch (16)")
     tune.add_argument("--seed", type=_positive, default=1, metavar="N", help="random seed of the search (1)")
     tune.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (xgb)")
     tune.add_argument("--target", metavar="TARGET",
@@ -341,7 +346,8 @@ def _wait_until_done(run: Any) -> None:
 
 def _print_start(run: Any, space: Any, err: TextIO) -> None:
     cfg = run.config
-    print(f"[msexplore] tuning on {_target_text(space.target)}; {cfg['trials']} trials in batches of {cfg['batch_size']}, "
+    print(f"[msexplore] tuning on {_target_text(space.target)}; "
+          f"{cfg['trials']} trials in batches of {cfg['batch_size']}, "
           f"{cfg['strategy']}, seed {cfg['seed']}; work dir {run.work_dir}", file=err)
     before = run.progress.measured_in_folder
     if before:

@@ -16,8 +16,8 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
 import secrets
+import shutil
 import statistics
 from pathlib import Path
 from typing import Any

@@ -2,7 +2,8 @@
 
 The server runs with this Python, and so does the notebooks' ``python3`` kernel (a kernelspec written for the
 session comes first on ``JUPYTER_PATH``, so a ``python3`` kernel of another Python on the machine cannot shadow
-this environment with msexplore and TVM). It prints one URL to open. No lab extension is built: ipywidgets 8, anywidget and plotly ship prebuilt extensions.
+this environment with msexplore and TVM). It prints one URL to open. No lab extension is built: ipywidgets 8,
+anywidget and plotly ship prebuilt extensions.
 The browser is not opened unless ``--browser`` is given, so the command works on a headless machine over SSH
 (forward the port: ``ssh -L 8888:127.0.0.1:8888 host``).
 
@@ -104,7 +105,8 @@ def _add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--print-command", action="store_true",
                         help="print the URL and the jupyter command, and exit without starting it")
     parser.add_argument("--jupyter-arg", dest="jupyter_args", action="append", default=[], metavar="ARG",
-                        help="passed to `jupyter lab` unchanged (repeatable), e.g. --jupyter-arg=--ServerApp.xsrf_cookies=False")
+                        help="passed to `jupyter lab` unchanged (repeatable), "
+                             "e.g. --jupyter-arg=--ServerApp.xsrf_cookies=False")
 
 
 def _port(text: str) -> int:

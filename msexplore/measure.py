@@ -360,7 +360,8 @@ def measure(
     target = resolve_target(target)
     if not mods:
         return []
-    builder_results = list(make_builder(timeout_sec=timeout_sec).build([ms.builder.BuilderInput(mod, target) for mod in mods]))
+    builder_inputs = [ms.builder.BuilderInput(mod, target) for mod in mods]
+    builder_results = list(make_builder(timeout_sec=timeout_sec).build(builder_inputs))
     built = [index for index, result in enumerate(builder_results) if result.error_msg is None]
     runner_results: list[Any] = [None] * len(builder_results)
     try:

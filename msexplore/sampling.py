@@ -80,7 +80,8 @@ class Sample:
         space = self.space
         ds = space.design_spaces[self.design_space]
         sch = traces.replay_with_decisions(
-            self.trace, ds.random_variables, changes, space.workload, seed=self.seed, what="sample", label=f"sample {self.id}"
+            self.trace, ds.random_variables, changes, space.workload,
+            seed=self.seed, what="sample", label=f"sample {self.id}",
         )
         edited = finish(
             space, ds, sch, [p.clone() for p in space.postprocs], index=self.id, seed=self.seed,
@@ -187,7 +188,9 @@ class SampleSet(Sequence):
             header = json.loads(lines[0])
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}:1: not a samples file header ({err})") from None
-        if not (isinstance(header, dict) and header.get("format") == FORMAT and isinstance(header.get("workload"), dict)):
+        if not (
+            isinstance(header, dict) and header.get("format") == FORMAT and isinstance(header.get("workload"), dict)
+        ):
             raise ValueError(f"{path}:1: not a samples file (expected format {FORMAT!r})")
         if header["workload"] != space.workload.to_json():
             raise ValueError(
@@ -307,7 +310,8 @@ class _Drawer:
         try:
             ds.trace.apply_to_schedule(sch, remove_postproc=True)
         except Exception as err:  # noqa: BLE001 - TVM 0.27 raises built-in types (ScheduleError is a RuntimeError)
-            return Sample(index, seed, ds.index, False, f"replay failed: {error_line(err, default=type(err).__name__)}", {}, None, space)
+            message = f"replay failed: {error_line(err, default=type(err).__name__)}"
+            return Sample(index, seed, ds.index, False, message, {}, None, space)
         return finish(space, ds, sch, self.postprocs, index=index, seed=seed)
 
 

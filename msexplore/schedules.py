@@ -54,7 +54,9 @@ def enter_postproc(sch: Schedule) -> None:
     _schedule_api.ScheduleEnterPostproc(sch)
 
 
-def replay(trace: Trace, workload: Any, *, seed: int = 1, remove_postproc: bool = False, decision_provider: Any = None) -> Schedule:
+def replay(
+    trace: Trace, workload: Any, *, seed: int = 1, remove_postproc: bool = False, decision_provider: Any = None
+) -> Schedule:
     """``trace`` applied to a fresh schedule of ``workload``; TVM's error propagates (see ``replay_json``)."""
     sch = fresh_schedule(workload, seed)
     trace.apply_to_schedule(sch, remove_postproc=remove_postproc, decision_provider=decision_provider)

@@ -153,7 +153,9 @@ def replay_with_decisions(
     except Exception as err:  # noqa: BLE001 - a legal value can still make a later instruction fail
         if problems:
             raise ValueError("; ".join(problems)) from None
-        raise ValueError(f"{label} with {dict(changes)} does not replay: {error_line(err, default=type(err).__name__)}") from None
+        raise ValueError(
+            f"{label} with {dict(changes)} does not replay: {error_line(err, default=type(err).__name__)}"
+        ) from None
     if problems:
         raise ValueError("; ".join(problems))
     return sch

@@ -94,7 +94,9 @@ class RunFolder:
                 json.loads(line)
             except json.JSONDecodeError:
                 if k != len(lines) - 1:
-                    raise ValueError(f"{path}:{k + 1}: unreadable tuning record (not the last line; the file is damaged)") from None
+                    raise ValueError(
+                        f"{path}:{k + 1}: unreadable tuning record (not the last line; the file is damaged)"
+                    ) from None
                 return good, line
             good.append(line)
         return good, None
@@ -113,7 +115,10 @@ class RunFolder:
         records = self.database_lines()
         if len(records) > len(events):
             config = self.read_config() or {}
-            events += [_event_from_record(len(events) + k, rec, config, space) for k, rec in enumerate(records[len(events) :])]
+            events += [
+                _event_from_record(len(events) + k, rec, config, space)
+                for k, rec in enumerate(records[len(events) :])
+            ]
         return events
 
     def reconcile(self, space: Any = None) -> list[TrialEvent]:

@@ -38,7 +38,9 @@ class Predict(PyMeasureCallback):
         self.scores = scores
         self.recorder = recorder
 
-    def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
+    def apply(
+        self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any
+    ) -> None:
         started = time.perf_counter()
         try:
             self._predict(task_scheduler, task_id, candidates)
@@ -62,7 +64,9 @@ class Publish(PyMeasureCallback):
         self.recorder = recorder
         self.scores = scores
 
-    def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any) -> None:
+    def apply(
+        self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any, runner_results: Any
+    ) -> None:
         started = time.perf_counter()
         try:
             self._publish(candidates, builder_results, runner_results)
@@ -83,7 +87,9 @@ class Publish(PyMeasureCallback):
         # itself); terminating the task here too makes TVM fail with "Check failed: !task->is_terminated".
 
 
-def _event(rec: BatchRecorder, index: int, cand: Any, b: Any, r: Any, predicted: float | None, now: float) -> TrialEvent:
+def _event(
+    rec: BatchRecorder, index: int, cand: Any, b: Any, r: Any, predicted: float | None, now: float
+) -> TrialEvent:
     from ..measure import parse_wrong_result
 
     trace = cand.sch.trace

@@ -161,7 +161,10 @@ class SearchRun:
         if self._workload is None:
             from ..workloads import Workload
 
-            self._workload = self.space.workload if self.space is not None else Workload.from_json(self.config["workload"])
+            if self.space is not None:
+                self._workload = self.space.workload
+            else:
+                self._workload = Workload.from_json(self.config["workload"])
         return self._workload
 
     @property
@@ -220,7 +223,8 @@ class SearchRun:
         from .candidate import Candidate
 
         ok = sorted((e for e in self.events if e.ok), key=lambda e: e.latency_s)[:k]
-        return [Candidate(e, self.workload, self.config["target"], checked=bool(self.config.get("check", True))) for e in ok]
+        checked = bool(self.config.get("check", True))
+        return [Candidate(e, self.workload, self.config["target"], checked=checked) for e in ok]
 
     # ---- control ----
     def subscribe(self, callback: Callable[[list[TrialEvent]], Any], *, replay: bool = False) -> Callable[[], None]:
@@ -290,7 +294,10 @@ class SearchRun:
         self._recorder = BatchRecorder(self, self._record_batch, self._stop_requested)
         self.status = "running"
         self._thread = threading.Thread(
-            target=self._session, args=(work, self._recorder), name=name or f"msexplore-search-{os.path.basename(self.work_dir)}", daemon=True
+            target=self._session,
+            args=(work, self._recorder),
+            name=name or f"msexplore-search-{os.path.basename(self.work_dir)}",
+            daemon=True,
         )
         self._thread.start()
         return self

@@ -2,7 +2,8 @@
 
 ``workload(spec, **params)`` accepts the name of an operator of the paper's set (``"GMM"``, ``"C2D"``...)
 or of the int8 operators (``"DENSE_U8S8"``, ``"C2D_U8S8"``; see ``workload_names()``), a PrimFunc written
-with ``@T.prim_func(s_tir=True)``, an IRModule holding one such PrimFunc, or a list of TE tensors. The result is normalized the way MetaSchedule's database keys
+with ``@T.prim_func(s_tir=True)``, an IRModule holding one such PrimFunc, or a list of TE tensors. The result is
+normalized the way MetaSchedule's database keys
 workloads: global symbol ``main`` and ``tirx.noalias``, so ``Workload.mod`` matches ``tune_tir``'s records.
 """
 

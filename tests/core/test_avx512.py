@@ -77,7 +77,9 @@ def test_one_design_space_per_panel_width_with_and_without_packing(gemm_space):
     assert {"Z.tile_i", "Z.tile_k", "Z.tile_j_0_0"} <= _module_rvs(gemm_space)
     assert sum("transform_layout" in str(ds.trace) for ds in gemm_space.design_spaces) == 1  # width 2, packed
     # the defaults leave the block to the module: no multi_level_tiling variables on Z
-    assert not [rv for ds in gemm_space.design_spaces for rv in ds.random_variables if rv.module == "multi_level_tiling"]
+    assert not [
+        rv for ds in gemm_space.design_spaces for rv in ds.random_variables if rv.module == "multi_level_tiling"
+    ]
 
 
 def test_convolutions_keep_the_default_spaces_beside_the_micro_kernels():

@@ -190,7 +190,8 @@ def test_help_exits_0_and_names_the_options(command, options, capsys):
         (["tune", "GMM", "--rpc-tracker", "localhost:9190"], "--rpc-tracker needs --rpc-key"),
         (["tune", "GMM", "--overwrite"], "--overwrite applies to --export"),
         (["tune", "GMM", "--modules", ","], "--modules: give at least one module name"),
-        (["tune", "GMM", "--modules", "no_such_module"], "--modules: unknown module 'no_such_module'; accepted: 'default'"),
+        (["tune", "GMM", "--modules", "no_such_module"],
+         "--modules: unknown module 'no_such_module'; accepted: 'default'"),
         (["tune", "GMM", "--strategy-option", "population_size=many"], "population_size='many' is not a number"),
         (["workloads", "FOO"], "unknown operator 'FOO'"),
     ],
@@ -215,8 +216,9 @@ def test_usage_errors_from_argparse_exit_2(argv, capsys):
 def test_debug_shows_the_traceback(capsys):
     assert main(["tune", "FOO", "--debug"]) == 2
     err = capsys.readouterr().err
-    assert "Traceback" in err and err.rstrip().endswith("valid names: GMM, C1D, C2D, C3D, DEP, DIL, GRP, T2D, CAP, NRM, "
-                                                       "SFM, CBR, TBG, DENSE_U8S8, C2D_U8S8")
+    assert "Traceback" in err and err.rstrip().endswith(
+        "valid names: GMM, C1D, C2D, C3D, DEP, DIL, GRP, T2D, CAP, NRM, SFM, CBR, TBG, DENSE_U8S8, C2D_U8S8"
+    )
 
 
 def test_folders_that_are_files_or_exist_are_refused_before_any_work(tmp_path, capsys):

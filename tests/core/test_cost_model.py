@@ -16,7 +16,6 @@ from msexplore.cost_model import CostModel, NotFittedError, Quality
 from msexplore.cost_model_features import FEATURE_GROUP_OF, FEATURE_GROUPS, FEATURE_NAMES
 from msexplore.sampling import SampleSet
 
-
 GROUPS = {  # the documented groups and how many of the 164 features each holds
     "float_ops": 7, "int_ops": 7, "bool_select_ops": 2, "vectorize": 11, "unroll": 11, "parallel": 11,
     "gpu_threads": 8, "buffer_access_type": 15, "buffer_touched": 20, "buffer_reuse": 30,

@@ -308,7 +308,7 @@ def test_plain_tir_prim_func_is_rejected_with_advice():
 
 def test_blocks_without_the_s_tir_attribute_are_rejected():
     # Such a function prints as plain TVMScript that no longer parses, so it could not round-trip.
-    with pytest.raises(Exception, match="not well-formed"):
+    with pytest.raises(tvm.error.DiagnosticError, match="not well-formed"):
         tvm.script.from_source(matmul16.without_attr("s_tir").script())
     message = r"'matmul16' has s_tir blocks but lacks the s_tir attribute.*@T.prim_func\(s_tir=True\)"
     with pytest.raises(ValueError, match=message):
