@@ -42,8 +42,9 @@ class Progress:
             f"best {self.best_latency_s * 1e3:.3f} ms ({self.best_gflops:.1f} GFLOPS)"
         )
         eta = "" if self.eta_s is None else f", ~{self.eta_s:.0f} s left"
+        folder = "" if self.measured_in_folder == self.trials_done else f" ({self.measured_in_folder} in the folder)"
         return (
-            f"{self.status}: {self.trials_done}/{self.trials_total} trials, {self.failures} failed, {best}, "
+            f"{self.status}: {self.trials_done}/{self.trials_total} trials{folder}, {self.failures} failed, {best}, "
             f"{self.elapsed_s:.0f} s{eta}"
         )
 
