@@ -1,8 +1,9 @@
-"""Code to HTML for ``CodeView``: one ``<div class="msx-line">`` per line, tokens as spans with pygments' classes.
+"""Code to HTML for ``CodeView``: one ``<div class="msx-line">`` per line, tokens as pygments' classed spans.
 
-Tokens get CSS classes (``msx-t-k`` for a keyword, ``msx-t-s`` for a string...), never inline colours:
-``code_view.css`` colours them with JupyterLab's ``--jp-mirror-editor-*`` variables, so the code follows the
-light and dark themes. Each line is complete HTML by itself, so the browser can mark lines by number.
+pygments' ``HtmlFormatter`` does the tokens: CSS classes with the ``msx-t-`` prefix (``msx-t-k`` for a keyword,
+``msx-t-s2`` for a string...), never inline colours, and every line closes its own spans. ``code_view.css``
+colours the classes with JupyterLab's ``--jp-mirror-editor-*`` variables, so the code follows the light and dark
+themes. This module only wraps each line in a numbered div, so the browser can mark lines by number.
 """
 
 from __future__ import annotations
@@ -10,14 +11,16 @@ from __future__ import annotations
 import functools
 import html
 
+from pygments import highlight
+from pygments.formatters import HtmlFormatter
 from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
-from pygments.token import STANDARD_TYPES, _TokenType
 from pygments.util import ClassNotFound
 
 __all__ = ["code_html", "lexer_for", "diff_kind", "PREFIX"]
 
 PREFIX = "msx-t-"
+_FORMATTER = HtmlFormatter(nowrap=True, classprefix=PREFIX)  # bare spans, one line of HTML per line of code
 
 
 @functools.lru_cache(maxsize=16)
@@ -31,28 +34,10 @@ def lexer_for(language: str) -> Lexer:
         ) from None
 
 
-@functools.lru_cache(maxsize=256)
-def _css_class(ttype: _TokenType) -> str:
-    while ttype not in STANDARD_TYPES:
-        ttype = ttype.parent
-    short = STANDARD_TYPES[ttype]
-    return f"{PREFIX}{short}" if short else ""
-
-
 def _token_lines(text: str, language: str) -> list[str]:
-    """The HTML of each line of ``text``, tokens wrapped in classed spans."""
-    out: list[list[str]] = [[]]
-    for ttype, value in lexer_for(language).get_tokens(text):
-        cls = _css_class(ttype)
-        for k, part in enumerate(value.split("\n")):
-            if k:
-                out.append([])
-            if part:
-                escaped = html.escape(part, quote=False)
-                out[-1].append(f'<span class="{cls}">{escaped}</span>' if cls else escaped)
-    lines = ["".join(parts) for parts in out]
-    n = len(text.split("\n"))  # the lexer may add or drop a final newline
-    return (lines + [""] * n)[:n]
+    """The HTML of each line of ``text``: exactly as many lines as ``text`` has (the formatter ends with one more)."""
+    n = text.count("\n") + 1
+    return (highlight(text, lexer_for(language), _FORMATTER).split("\n") + [""] * n)[:n]
 
 
 def diff_kind(line: str) -> str:

@@ -68,11 +68,6 @@ class CodeView(anywidget.AnyWidget):
         if sample is not None:
             self.show_sample(sample)
 
-    @classmethod
-    def of_sample(cls, sample: Any, **kwargs: Any) -> CodeView:
-        """Two panes: the sample's TIR and its trace, linked by ``mx.tir_map.instruction_lines``."""
-        return cls(sample, **kwargs)
-
     def show_sample(self, sample: Any) -> None:
         """Show ``sample``'s TIR and trace; a sample without a trace shows why instead."""
         from msexplore.tir_map import instruction_lines

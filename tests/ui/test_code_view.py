@@ -60,7 +60,7 @@ def test_python_is_highlighted_with_classes_one_div_per_line():
     assert len(lines) == 4 and [f'data-line="{n}"' in line for n, line in enumerate(lines, 1)] == [True] * 4
     assert '<span class="msx-t-k">for</span>' in lines[0]
     assert '<span class="msx-t-nb">range</span>' in lines[0]
-    assert '<span class="msx-t-s2">a&lt;b</span>' in lines[1]  # escaped, and a string token
+    assert '<span class="msx-t-s2">"a&lt;b"</span>' in lines[1]  # escaped; the string's tokens in one span
     assert '<span class="msx-t-c1"># note</span>' in lines[1]
     assert '<span class="msx-t-mf">2.5</span>' in lines[3]
     assert "style=" not in view.code_html  # colours come from the stylesheet, never inline
