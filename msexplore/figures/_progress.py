@@ -1,7 +1,7 @@
 """Search progress: every candidate, the best so far, and failures, over trials or over search time.
 
 The figure always holds the same six traces, in this order (``TRACE_ORDER``), whatever the records hold, so a live
-widget can update them in place (``fig.data[i].x = ...``) from ``_search_progress_trace_data(info)``:
+widget can redraw it in place with ``update_search_progress(fig, records)``:
 
 ====  ==================  ===================================================
  0    candidates · trial  every successful candidate (marker colour = session)
@@ -26,7 +26,7 @@ import plotly.graph_objects as go
 
 from ._common import BEST_COLOR, INVALID_COLOR, PALETTE, error_line, figure, layout, note_annotation
 
-__all__ = ["plot_search_progress", "TRACE_ORDER"]
+__all__ = ["plot_search_progress", "update_search_progress", "TRACE_ORDER", "METRICS", "XS"]
 
 METRICS = ("gflops", "latency")
 XS = ("trial", "time")
@@ -46,6 +46,7 @@ SESSION_COLORS = {
     "showscale": False,
 }
 _X_TITLES = {"trial": "trial", "time": "search time (s, sessions end to end)"}
+_Y_TITLES = {"gflops": "GFLOPS (higher is better)", "latency": "latency (lower is better)"}
 
 
 class _Candidates(NamedTuple):
@@ -101,6 +102,33 @@ def plot_search_progress(
     """
     info = _get_search_progress_info(records, metric=metric, x=x, log_y=log_y)
     return _get_search_progress_plot(info)
+
+
+def update_search_progress(fig: go.Figure, records: Any, *, metric: str = "gflops") -> None:
+    """Redraw, in place, a figure made by ``plot_search_progress`` with the records as they are now.
+
+    For a live ``go.FigureWidget``: everything changes inside one ``fig.batch_update()`` (one message to the
+    browser). The x axis and the y scale that the reader chose with the figure's buttons stay. With the same
+    ``metric`` as drawn, only the data of the six traces, the title and the note change; another ``metric``
+    changes axis titles and hover texts too, so the whole figure is drawn again.
+    """
+    if len(fig.data) != len(TRACE_ORDER):
+        raise ValueError(f"fig must be a figure made by plot_search_progress ({len(TRACE_ORDER)} traces), "
+                         f"got one with {len(fig.data)} traces")
+    shown_x = "time" if fig.data[0].visible is False else "trial"
+    log_y = fig.layout.yaxis.type == "log"
+    info = _get_search_progress_info(records, metric=metric, x=shown_x, log_y=log_y)
+    with fig.batch_update():
+        if fig.layout.yaxis.title.text == _Y_TITLES[metric]:
+            for trace, values in zip(fig.data, _search_progress_trace_data(info)):
+                trace.update(values)
+            fig.layout.title.text = _search_progress_title(info)
+            fig.layout.annotations = [note_annotation(info.note)] if info.note else []
+        else:
+            fresh = _get_search_progress_plot(info)
+            fig.layout = fresh.layout
+            for trace, new in zip(fig.data, fresh.data):
+                trace.update(new.to_plotly_json())
 
 
 # ---- extraction ---------------------------------------------------------------------------------------------
@@ -184,7 +212,7 @@ def _errors(failed: pd.DataFrame) -> tuple[str, ...]:
 
 
 def _search_progress_trace_data(info: _SearchProgressInfo) -> list[dict[str, Any]]:
-    """The data of the six traces, in ``TRACE_ORDER``: ``fig.data[i].update(d)`` for a live redraw.
+    """The data of the six traces, in ``TRACE_ORDER``: ``fig.data[i].update(d)`` redraws them in place.
 
     numpy arrays, not lists: plotly validates them in one step (a list of lists costs ~100x more per point).
     Candidates are coloured by ``session % len(PALETTE)`` through a discrete colour scale set by the figure.
@@ -233,8 +261,7 @@ def _get_search_progress_plot(info: _SearchProgressInfo) -> go.Figure:
              "<extra></extra>"},
         ]
 
-    y_title = "GFLOPS (higher is better)" if info.metric == "gflops" else "latency (lower is better)"
-    y_axis = {"domain": [0.13, 1], "anchor": "x", "title": {"text": y_title},
+    y_axis = {"domain": [0.13, 1], "anchor": "x", "title": {"text": _Y_TITLES[info.metric]},
               "type": "log" if info.log_y else "linear"}
     if info.metric == "latency":
         y_axis.update(tickformat="~s", ticksuffix="s")
@@ -268,7 +295,7 @@ def _get_search_progress_plot(info: _SearchProgressInfo) -> go.Figure:
 
 
 def _search_progress_title(info: _SearchProgressInfo) -> str:
-    """The figure's title; a live dashboard sets it again on every redraw."""
+    """The figure's title; ``update_search_progress`` sets it again on every redraw."""
     title = f"Search progress: {info.n_trials} trial{'s' if info.n_trials != 1 else ''}"
     if info.best.value:
         best = info.best.value[-1]

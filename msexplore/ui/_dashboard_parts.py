@@ -1,4 +1,5 @@
-"""The dashboard's parts as pure functions of the drawn events: the figure's data frame, header, tables.
+"""The dashboard's parts as pure functions: the figure's data frame and the tables (of the drawn events), the
+header (of the run's ``Progress``).
 
 Kept apart from ``dashboard.py`` (the live wiring: subscription, redraw thread, buttons) so each reads alone.
 """
@@ -10,10 +11,12 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from ..figures._common import error_line, value_label
+from ..common import error_line
+from ..figures import value_label
+from ..search.run import Progress
 from ._html import duration_text, esc, gflops_text, latency_text, note, table
 
-__all__ = ["progress_frame", "figure_title", "status_line", "header_html", "top_table_html", "failure_log_html"]
+__all__ = ["progress_frame", "header_html", "top_table_html", "failure_log_html"]
 
 MAX_FAILURES_SHOWN = 100
 MAX_DECISION_COLUMNS = 8
@@ -39,45 +42,28 @@ def progress_frame(events: list[Any]) -> pd.DataFrame:
     })
 
 
-def figure_title(info: Any) -> str:
-    """The title ``plot_search_progress`` gives (kept in step with the data on every live redraw)."""
-    from ..figures._progress import _search_progress_title
-
-    return _search_progress_title(info)
-
-
-def status_line(d: Any, n_events: int) -> str:
-    parts = [d.status, f"{d.trials_done}/{d.trials_total} trials", f"{d.failures} failed"]
-    if n_events != d.trials_done:
-        parts.append(f"{n_events} in the folder")
-    if d.best_latency_s is not None:
-        parts.append(f"best {latency_text(d.best_latency_s)} ({gflops_text(d.best_gflops)})")
-    else:
-        parts.append("no valid candidate yet")
-    parts.append(f"{duration_text(d.elapsed_s)} elapsed")
-    if d.eta_s is not None:
-        parts.append(f"~{duration_text(d.eta_s)} left")
-    return " · ".join(parts)
-
-
-def header_html(d: Any, n_events: int) -> str:
-    status = d.status + ("…" if d.status in ("stopping", "starting") else "")
+def header_html(progress: Progress) -> str:
+    """The run's ``Progress`` as the dashboard's header: status, trials, failures, best, time (its one-line
+    text is ``str(progress)``)."""
+    p = progress
+    status = p.status + ("…" if p.status in ("stopping", "starting") else "")
 
     def item(label: str, value: str) -> str:
-        return f'<span><span class="msx-label">{esc(label)}</span> <span class="msx-figure-value">{esc(value)}</span></span>'
+        return (f'<span><span class="msx-label">{esc(label)}</span> '
+                f'<span class="msx-figure-value">{esc(value)}</span></span>')
 
-    items = [f'<span class="msx-status msx-status-{esc(d.status)}">{esc(status)}</span>',
-             item("trials", f"{d.trials_done}/{d.trials_total}")]
-    if n_events != d.trials_done:
-        items.append(item("in folder", str(n_events)))
+    items = [f'<span class="msx-status msx-status-{esc(p.status)}">{esc(status)}</span>',
+             item("trials", f"{p.trials_done}/{p.trials_total}")]
+    if p.measured_in_folder != p.trials_done:
+        items.append(item("in folder", str(p.measured_in_folder)))
     items += [
-        item("failed", str(d.failures)),
-        item("best", latency_text(d.best_latency_s)),
-        item("", gflops_text(d.best_gflops)),
-        item("elapsed", duration_text(d.elapsed_s)),
+        item("failed", str(p.failures)),
+        item("best", latency_text(p.best_latency_s)),
+        item("", gflops_text(p.best_gflops)),
+        item("elapsed", duration_text(p.elapsed_s)),
     ]
-    if d.eta_s is not None:
-        items.append(item("ETA", duration_text(d.eta_s)))
+    if p.eta_s is not None:
+        items.append(item("ETA", duration_text(p.eta_s)))
     return f'<div class="msx-dashboard-header">{"".join(items)}</div>'
 
 
@@ -108,7 +94,7 @@ def failure_log_html(events: list[Any]) -> str:
     shown = failed[-MAX_FAILURES_SHOWN:]
     more = note(f"… {len(failed) - len(shown)} earlier failures not listed") if len(failed) > len(shown) else ""
     items = "".join(
-        f"<details><summary>trial {e.index}: {esc(error_line(_error_text(e)))}</summary>"
+        f"<details><summary>trial {e.index}: {esc(error_line(_error_text(e), prefer='first', limit=160))}</summary>"
         f'<pre class="msx-pre">{esc(_error_text(e))}</pre></details>'
         for e in shown
     )

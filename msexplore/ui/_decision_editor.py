@@ -14,7 +14,7 @@ from typing import Any
 
 import ipywidgets as widgets
 
-from msexplore.figures._common import value_label
+from msexplore.figures import value_label
 
 __all__ = ["DecisionEditor", "parse_decision", "decision_label", "MAX_DROPDOWN"]
 
@@ -43,7 +43,9 @@ def parse_decision(rv: Any, text: str) -> Any:
         try:
             return int(text.removeprefix("loop").strip())
         except ValueError:
-            raise ValueError(f"{rv.name}: a compute location is 'root', 'inline' or a loop number, got {text!r}") from None
+            raise ValueError(
+                f"{rv.name}: a compute location is 'root', 'inline' or a loop number, got {text!r}"
+            ) from None
     try:
         return ast.literal_eval(text)
     except (ValueError, SyntaxError):

@@ -17,7 +17,7 @@ from typing import Any
 import ipywidgets as widgets
 from traitlets import Bool, Unicode
 
-from ..figures._common import error_line
+from ..common import error_line
 from ._html import error_box, esc
 from ._stylesheet import stylesheet
 
@@ -108,7 +108,7 @@ class TaskPanel(widgets.VBox):
         self.status_line.value = f'<div class="msx-status-line msx-{kind}">{esc(text)}</div>'
 
     def _report_error(self, where: str, err: BaseException, trace: str) -> None:
-        line = f"{type(err).__name__}: {error_line(err, limit=400) or type(err).__name__}"
+        line = error_line(err, with_type=True, limit=400)
         self.status = "error"
         self.error_text = line
         self._say(f"{where.capitalize()} failed.", kind="error")

@@ -2,8 +2,8 @@
 
 How the live redraw works: the run calls ``_on_batch`` on the search thread with each measured batch; it only
 appends the batch to a buffer and sets an event. A redraw thread of the dashboard waits for that event (or a
-one-second tick for the clock), takes the whole buffer, and redraws once: the six traces of the progress figure
-are updated in place inside ``fig.batch_update()`` (one message to the browser), then the tables and the header.
+one-second tick for the clock), takes the whole buffer, and redraws once: the progress figure is updated in place
+(``update_search_progress``: one message to the browser), then the tables; the header shows ``run.progress``.
 After a redraw it sleeps until ``min_interval_s`` has passed, so batches that arrive meanwhile are drawn together:
 at most ``1 / min_interval_s`` redraws a second (4 by default), however fast events come. When the run's thread
 has ended, the redraw thread draws what is left, shows the final state and exits.
@@ -23,18 +23,10 @@ import ipywidgets as widgets
 import plotly.graph_objects as go
 from traitlets import Bool, Enum, Float, Int, Unicode
 
-from ..figures import plot_search_progress
-from ..figures._common import error_line, note_annotation
-from ..figures._progress import METRICS, XS, _get_search_progress_info, _search_progress_trace_data
-from ..search.run import SearchRun
-from ._dashboard_parts import (
-    failure_log_html,
-    figure_title,
-    header_html,
-    progress_frame,
-    status_line,
-    top_table_html,
-)
+from ..common import error_line
+from ..figures import PROGRESS_METRICS, PROGRESS_XS, plot_search_progress, update_search_progress
+from ..search.run import Progress, SearchRun
+from ._dashboard_parts import failure_log_html, header_html, progress_frame, top_table_html
 from ._html import error_box
 from ._stylesheet import stylesheet
 from ._task_panel import guarded, row
@@ -61,17 +53,18 @@ class SearchDashboard(widgets.VBox):
         The shortest time between two redraws; batches arriving meanwhile are drawn together.
     """
 
-    status = Unicode("starting", help="the run's status as last drawn: running, stopping, done, stopped, failed...")
-    status_text = Unicode("", help="the header as one line of text")
-    trials_done = Int(0, help="this session's measured trials drawn so far")
+    # The header's traits: the fields of the run's ``Progress`` as last shown (``progress``).
+    status = Unicode("starting", help="the run's status as last shown: running, stopping, done, stopped, failed...")
+    status_text = Unicode("", help="the header as one line of text: str(run.progress)")
+    trials_done = Int(0, help="this session's measured trials")
     trials_total = Int(0, help="this session's budget of trials")
-    events_drawn = Int(0, help="events in the figure (every session of the folder)")
-    failures = Int(0, help="failed candidates drawn (every session)")
+    failures = Int(0, help="failed candidates (every session)")
     best_latency_s = Float(None, allow_none=True)
     best_gflops = Float(None, allow_none=True)
     elapsed_s = Float(0.0)
     eta_s = Float(None, allow_none=True)
-    metric = Enum(METRICS, default_value="gflops", help="y axis of the progress figure")
+    events_drawn = Int(0, help="events in the figure (every session of the folder)")
+    metric = Enum(PROGRESS_METRICS, default_value="gflops", help="y axis of the progress figure")
     redraw_count = Int(0, help="times the figure was redrawn (coalesced batches)")
     finished = Bool(False, help="the run has ended and its final state is drawn")
 
@@ -86,10 +79,10 @@ class SearchDashboard(widgets.VBox):
     ) -> None:
         if not isinstance(run, SearchRun):
             raise TypeError(f"SearchDashboard expects a SearchRun (mx.search or mx.open_run), got {type(run).__name__}")
-        if metric not in METRICS:
-            raise ValueError(f"metric must be one of {list(METRICS)}, got {metric!r}")
-        if x not in XS:
-            raise ValueError(f"x must be one of {list(XS)}, got {x!r}")
+        if metric not in PROGRESS_METRICS:
+            raise ValueError(f"metric must be one of {list(PROGRESS_METRICS)}, got {metric!r}")
+        if x not in PROGRESS_XS:
+            raise ValueError(f"x must be one of {list(PROGRESS_XS)}, got {x!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
         if not isinstance(min_interval_s, (int, float)) or isinstance(min_interval_s, bool) or min_interval_s <= 0:
@@ -98,6 +91,7 @@ class SearchDashboard(widgets.VBox):
         self.top_k = top_k
         self.min_interval_s = float(min_interval_s)
         self.tick_s = 1.0  # header refresh (clock, ETA) when no batch arrives
+        self.progress: Progress | None = None  # the run's progress as the header shows it
         self.error_log: list[str] = []  # every error the dashboard caught while drawing (also shown)
         self._error_boxes: list[str] = []
 
@@ -204,34 +198,23 @@ class SearchDashboard(widgets.VBox):
         self.redraw_count += 1
 
     def _draw_figure(self) -> None:
-        info = _get_search_progress_info(progress_frame(self._events), metric=self.metric, x=self._x())
-        data = _search_progress_trace_data(info)
-        with self.figure.batch_update():
-            for trace, values in zip(self.figure.data, data):
-                trace.update(values)
-            self.figure.layout.title.text = figure_title(info)
-            self.figure.layout.annotations = [note_annotation(info.note)] if info.note else []
-
-    def _x(self) -> str:
-        """The x axis the figure shows now (its own buttons switch it in the browser, which syncs back)."""
-        return "time" if self.figure.data and self.figure.data[0].visible is False else "trial"
+        """The events drawn so far, in place; the x axis and y scale chosen with the figure's buttons stay."""
+        update_search_progress(self.figure, progress_frame(self._events), metric=self.metric)
 
     # ---- header and final state ----
     def _refresh_header(self) -> None:
-        run, events = self.run, self._events
-        progress = run.progress
-        ok = [e for e in events if e.ok]
-        best = min(ok, key=lambda e: e.latency_s) if ok else None
-        self.status = run.status
-        self.trials_total = run.trials_total
-        self.trials_done = sum(e.session == run.session for e in events)
-        self.failures = sum(not e.ok for e in events)
-        self.best_latency_s = None if best is None else best.latency_s
-        self.best_gflops = None if best is None else best.gflops
+        """The header, its traits and the progress bar, all from the run's ``Progress`` (its fields, its text)."""
+        progress = self.progress = self.run.progress
+        self.status = progress.status
+        self.trials_done = progress.trials_done
+        self.trials_total = progress.trials_total
+        self.failures = progress.failures
+        self.best_latency_s = progress.best_latency_s
+        self.best_gflops = progress.best_gflops
         self.elapsed_s = progress.elapsed_s
-        self.eta_s = progress.eta_s if run.status in ("running", "stopping") else None
-        self.status_text = status_line(self, len(events))
-        self.header.value = header_html(self, len(events))
+        self.eta_s = progress.eta_s
+        self.status_text = str(progress)
+        self.header.value = header_html(progress)
         self.progress_bar.max = max(1, self.trials_total)
         self.progress_bar.value = min(self.trials_done, self.progress_bar.max)
         self.progress_bar.bar_style = _BAR_STYLE.get(self.status, "info" if self.status == "stopping" else "")
@@ -244,7 +227,7 @@ class SearchDashboard(widgets.VBox):
                 self.stop_button.description = "Stop"
                 if self.run.status == "failed":
                     error = self.run.error or "the search failed without an error message"
-                    self._show_error(error_box(f"The search failed: {error_line(error)}", error))
+                    self._show_error(error_box(f"The search failed: {error_line(error, limit=160)}", error))
                 self.finished = True
         except Exception as err:  # noqa: BLE001
             self._report_error("final redraw", err, traceback.format_exc())
@@ -254,7 +237,7 @@ class SearchDashboard(widgets.VBox):
 
     def _report_error(self, where: str, err: BaseException, trace: str) -> None:
         self.error_log.append(trace)
-        self._show_error(error_box(f"Dashboard {where} failed: {type(err).__name__}: {error_line(err)}", trace))
+        self._show_error(error_box(f"Dashboard {where} failed: {error_line(err, with_type=True, limit=160)}", trace))
 
     def _show_error(self, html: str) -> None:
         """Add an error box; the last few stay (a redraw that keeps failing retries every second)."""
@@ -279,11 +262,7 @@ class SearchDashboard(widgets.VBox):
         """A new y metric changes axis titles and hover texts too: rebuild the figure's contents in place."""
         self.metric_toggle.value = change["new"]
         with self._draw_lock:
-            fresh = plot_search_progress(progress_frame(self._events), metric=self.metric, x=self._x())
-            with self.figure.batch_update():
-                self.figure.layout = fresh.layout
-                for trace, new in zip(self.figure.data, fresh.data):
-                    trace.update(new.to_plotly_json())
+            self._draw_figure()
 
     def close(self) -> None:
         """Stop listening to the run and close the widget (the run goes on)."""

@@ -18,8 +18,7 @@ import pandas as pd
 import plotly.graph_objects as go
 from traitlets import Dict, TraitError, Unicode, observe, validate
 
-from ..figures import plot_decision_distributions
-from ..figures._common import value_label
+from ..figures import plot_decision_distributions, value_label
 from ._html import esc
 from ._task_panel import TaskPanel, guarded, row
 from .sample_table import SampleTable

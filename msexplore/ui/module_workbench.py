@@ -18,11 +18,11 @@ import pandas as pd
 import plotly.graph_objects as go
 from traitlets import List, Unicode
 
-from ..figures import plot_space_summary
-from ..figures._common import format_count
+from ..figures import format_count, plot_space_summary
 from ..modules import ModuleFailure, TransformModule, default_module_names, registered_modules, resolve_modules
 from ..target import resolve_target
-from ..workloads import Workload, workload as make_workload
+from ..workloads import Workload
+from ..workloads import workload as make_workload
 from ._html import error_box, esc, note, table
 from ._task_panel import TaskPanel, guarded
 

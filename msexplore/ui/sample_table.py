@@ -16,7 +16,8 @@ import numpy as np
 import pandas as pd
 from traitlets import Bool, Int, List, TraitError, Unicode, observe, validate
 
-from msexplore.figures._common import error_line, value_label
+from msexplore.common import error_line
+from msexplore.figures import value_label
 from msexplore.widgets import asset
 
 __all__ = ["SampleTable", "cell_text"]

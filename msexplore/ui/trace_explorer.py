@@ -14,10 +14,10 @@ from __future__ import annotations
 from typing import Any
 
 import ipywidgets as widgets
-from traitlets import Dict, Float, List, Int, Unicode, link, observe
+from traitlets import Dict, Float, Int, List, Unicode, link, observe
 
+from ..common import error_line
 from ._decision_editor import DecisionEditor
-from ..figures._common import error_line
 from ._html import error_box, esc, gflops_text, latency_text, table
 from ._task_panel import TaskPanel, guarded, row
 from .code_view import CodeView
@@ -223,8 +223,8 @@ class TraceExplorer(TaskPanel):
 
     def _info_html(self, sample: Any) -> str:
         parts = [f"<b>{esc(_label(sample))}</b>", f"design space {sample.design_space}"]
-        parts.append("valid" if sample.valid else f'<span class="msx-error">invalid: {esc(error_line(sample.error))}'
-                     "</span>")
+        invalid = f'<span class="msx-error">invalid: {esc(error_line(sample.error, limit=160))}</span>'
+        parts.append("valid" if sample.valid else invalid)
         if self.predicted is not None:
             parts.append(f"predicted score {self.predicted:.4g}")
         return " · ".join(parts)
@@ -238,7 +238,7 @@ class TraceExplorer(TaskPanel):
         else:
             what = "build" if m.build_error is not None else "wrong result" if m.wrong_result else "run"
             detail = m.build_error if m.build_error is not None else m.run_error
-            self.measurement_text = f"{label}: {what} failed: {error_line(detail)}"
+            self.measurement_text = f"{label}: {what} failed: {error_line(detail, limit=160)}"
             self.measure_result.value = error_box(self.measurement_text, detail, summary="details")
             self._say(f"Measuring {label} failed ({what}).", kind="error")
 

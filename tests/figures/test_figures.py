@@ -6,28 +6,39 @@ import json
 
 import numpy as np
 import pandas as pd
+import plotly.graph_objects as go
 import pytest
 
+import msexplore.figures
 from msexplore.figures import (
     PROGRESS_TRACE_ORDER,
-    _get_decision_distributions_info,
-    _get_feature_importance_info,
-    _get_predicted_vs_measured_info,
-    _get_search_progress_info,
-    _get_space_summary_info,
-    _search_progress_trace_data,
+    format_count,
     plot_decision_distributions,
     plot_feature_importance,
     plot_predicted_vs_measured,
     plot_search_progress,
     plot_space_summary,
+    update_search_progress,
+    value_label,
 )
-from msexplore.figures._common import error_line, format_count, value_label
-from msexplore.figures._cost_model import _FeatureImportanceInfo
-from msexplore.figures._decisions import _DecisionBars
-from msexplore.figures._progress import _BestSoFar, _Candidates, _Failures
-from msexplore.figures._space import _SpaceSummaryInfo
-from msexplore.records import COLUMNS
+
+# The extractors and their infos are private to each figure's module; tests assert them exactly (Optuna's way).
+from msexplore.figures._common import error_line
+from msexplore.figures._cost_model import (
+    _FeatureImportanceInfo,
+    _get_feature_importance_info,
+    _get_predicted_vs_measured_info,
+)
+from msexplore.figures._decisions import _DecisionBars, _get_decision_distributions_info
+from msexplore.figures._progress import (
+    _BestSoFar,
+    _Candidates,
+    _Failures,
+    _get_search_progress_info,
+    _search_progress_trace_data,
+)
+from msexplore.figures._space import _get_space_summary_info, _SpaceSummaryInfo
+from msexplore.search.events import COLUMNS
 
 
 def serializes(fig) -> dict:
@@ -272,6 +283,36 @@ def test_progress_trace_structure_is_stable(progress_records):
         assert list(trace.x) == list(update["x"]) and list(trace.y) == list(update["y"])
     assert list(fig.data[3].x) == [2.0, 10.0, 11.0, 14.0]  # candidates over search time
     assert list(fig.data[5].customdata[0]) == [1, 0, "build: ValueError: bad split"]
+
+
+def test_progress_update_in_place_draws_what_a_new_figure_draws(progress_records):
+    """What a live widget does: one figure, redrawn in place as records arrive, equals a figure drawn anew."""
+    for x in ("trial", "time"):
+        fig = plot_search_progress(progress_records.iloc[:0], x=x)
+        fig.layout.yaxis.type = "log"  # what the figure's "log" button does in the browser
+        titles = {
+            1: "Search progress: 1 trial, best 10 GFLOPS",
+            3: "Search progress: 3 trials, best 20 GFLOPS, 1 failed",
+            6: "Search progress: 6 trials, best 40 GFLOPS, 2 failed (2 sessions, by colour)",
+        }
+        for n, title in titles.items():
+            update_search_progress(fig, progress_records.iloc[:n])
+            fresh = plot_search_progress(progress_records.iloc[:n], x=x, log_y=True)
+            assert serializes(fig)["data"] == serializes(fresh)["data"]
+            assert notes(fig) == notes(fresh) == title
+            assert serializes(fig)["layout"]["yaxis"]["type"] == "log"  # the reader's choices stay
+        # another metric redraws axis titles and hover texts too: the figure is then the one drawn anew
+        update_search_progress(fig, progress_records, metric="latency")
+        assert serializes(fig) == serializes(plot_search_progress(progress_records, metric="latency", x=x, log_y=True))
+        update_search_progress(fig, progress_records.iloc[:0], metric="latency")
+        assert "No trials yet." in notes(fig)
+    with pytest.raises(ValueError, match="made by plot_search_progress"):
+        update_search_progress(go.Figure(go.Scatter(y=[1, 2])), progress_records)
+
+
+def test_the_package_exports_no_private_name():
+    assert all(not name.startswith("_") for name in msexplore.figures.__all__)
+    assert not [n for n in vars(msexplore.figures) if n.startswith("_get_") or n.startswith("_search")]
 
 
 def test_progress_odd_data_draws_a_note(progress_records):

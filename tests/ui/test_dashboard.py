@@ -11,6 +11,8 @@ from IPython.core.formatters import DisplayFormatter
 
 import msexplore as mx
 from msexplore.figures import PROGRESS_TRACE_ORDER
+from msexplore.search.run import Progress
+from msexplore.ui._dashboard_parts import header_html
 from msexplore.ui.dashboard import SearchDashboard
 from msexplore.ui.display import register, unregister
 
@@ -37,6 +39,18 @@ def _assert_draws_exactly(dashboard: SearchDashboard, events) -> None:
     assert dashboard.failures == sum(not e.ok for e in events)
 
 
+def _assert_header_is_the_runs_progress(dashboard: SearchDashboard) -> None:
+    """The header, its one line and its traits are the run's ``Progress``, not a second computation of it."""
+    progress = dashboard.run.progress  # a finished run: the same every time it is read
+    assert dashboard.progress == progress
+    assert dashboard.status_text == str(progress)
+    assert dashboard.header.value == header_html(progress)
+    assert (dashboard.status, dashboard.trials_done, dashboard.trials_total, dashboard.failures) == (
+        progress.status, progress.trials_done, progress.trials_total, progress.failures)
+    assert (dashboard.best_latency_s, dashboard.best_gflops, dashboard.eta_s) == (
+        progress.best_latency_s, progress.best_gflops, progress.eta_s)
+
+
 # ---- a real search, watched while it runs and stopped with the button ----------------------------------------
 
 
@@ -57,6 +71,7 @@ def test_dashboard_made_while_running_draws_every_event_and_stop_keeps_the_recor
     assert 1 <= dashboard.redraw_count <= len({e.batch for e in events}) + 1
     assert dashboard.stop_button.disabled and dashboard.stop_button.description == "Stop"
     assert dashboard.status_text.startswith("stopped") and "msx-status-stopped" in dashboard.header.value
+    _assert_header_is_the_runs_progress(dashboard)
     assert "msx-dashboard" in dashboard._dom_classes
     best = min((e for e in events if e.ok), key=lambda e: e.latency_s)
     assert f">{best.index}<" in dashboard.top_table.value, "the best trial heads the top-k table"
@@ -71,6 +86,7 @@ def test_dashboard_for_a_reopened_folder_shows_the_whole_history_at_once(finishe
     _assert_draws_exactly(dashboard, reopened.events)
     assert dashboard.trials_done == len(finished_run.events)
     assert dashboard.redraw_count == 1
+    _assert_header_is_the_runs_progress(dashboard)
 
 
 def test_metric_toggle_redraws_latency_in_place(finished_run):
@@ -122,7 +138,8 @@ def test_fast_events_are_coalesced_into_few_redraws_and_errors_never_break_it(sy
     for d in (dashboard, again):
         _assert_draws_exactly(d, events)
         assert d.trials_done == 300 and d.status == "done" and d.finished
-        assert d.status_text.startswith(f"done · 300/300 trials · {n_failed} failed")
+        _assert_header_is_the_runs_progress(d)
+        assert d.failures == n_failed and "300/300" in d.status_text and f"{n_failed} failed" in d.status_text
     # at most one redraw per 0.25 s, plus the final one, however many batches came
     assert 1 <= dashboard.redraw_count <= elapsed / 0.25 + 2
     assert dashboard.redraw_count <= 150 / 5, "far fewer redraws than batches"
@@ -156,7 +173,8 @@ def test_a_failed_search_shows_its_error(synthetic):
     fake = synthetic(trials=20)
     dashboard = SearchDashboard(fake.run)
     fake.publish(fake.events(3))
-    fake.end("failed", error="RuntimeError: the builder pool died\nTraceback (most recent call last):\n  ...")
+    fake.end("failed", error="RuntimeError: the builder pool died\nTraceback (most recent call last):\n"
+             '  File "driver.py", line 9, in run\n    pool.map(build, batch)\nRuntimeError: the builder pool died')
     assert dashboard.wait(30)
     assert dashboard.status == "failed" and dashboard.progress_bar.bar_style == "danger"
     assert "The search failed: RuntimeError: the builder pool died" in dashboard.error_area.value
@@ -172,6 +190,20 @@ def test_bad_arguments_are_refused_with_what_is_accepted(synthetic):
         SearchDashboard(fake.run, metric="speed")
     with pytest.raises(ValueError, match=r"x must be one of \['trial', 'time'\]"):
         SearchDashboard(fake.run, x="epoch")
+
+
+def test_the_header_shows_every_field_of_a_progress():
+    running = Progress(status="running", trials_done=12, trials_total=64, measured_in_folder=40, failures=3,
+                       best_latency_s=2.5e-5, best_gflops=21.0, elapsed_s=75.0, eta_s=325.0)
+    html = header_html(running)
+    for shown in ('msx-status-running">running<', ">12/64<", ">in folder<", ">40<", ">3<", ">25.0 µs<",
+                  ">21.0 GFLOPS<", ">1 min 15 s<", ">ETA<", ">5 min 25 s<"):
+        assert shown in html, shown
+    first = Progress(status="starting", trials_done=0, trials_total=64, measured_in_folder=0, failures=0,
+                     best_latency_s=None, best_gflops=None, elapsed_s=0.0, eta_s=None)
+    html = header_html(first)
+    assert ">starting…<" in html and ">0/64<" in html
+    assert "in folder" not in html and "ETA" not in html and html.count(">–<") == 2  # no best yet
 
 
 # ---- the display hook ------------------------------------------------------------------------------------------
