@@ -3,14 +3,17 @@
 Starts ``python -m msexplore.lab`` (127.0.0.1, a token, a free port) on a temp folder holding one small notebook
 made here, opens it with Playwright driving Debian's Chromium (``/usr/bin/chromium``; ``make browser-deps``
 installs it; Playwright never downloads a browser), runs every cell through JupyterLab's "Run All Cells" menu
-item, and checks what a user would see: a plotly figure, the msexplore panels by their CSS classes, a click
-that changes the page. Screenshots go to ``tests/browser/artifacts/`` (and ``/tmp/msexplore-lab.png``).
+item, and checks what a user would see, in the page's DOM: the marks plotly drew (points, lines, bars), each
+msexplore panel's own content (code lines, table rows, buttons, the dashboard's header), clicks that change the
+page. Screenshots go to ``tests/browser/artifacts/`` (and ``/tmp/msexplore-lab.png``) for a person to look at;
+nothing is asserted from them.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import signal
@@ -30,6 +33,11 @@ CHROMIUM_ARGS = [
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]
 ARTIFACTS = Path(__file__).parent / "artifacts"
+# Outputs on stderr: warnings, and the traceback of a cell that raised (JupyterLab renders both as stderr).
+STDERR = ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']"
+RAISED = """() => [...document.querySelectorAll(STDERR)]
+  .filter((e) => e.textContent.includes("Traceback (most recent call last)")).map((e) => e.innerText)""".replace(
+    "STDERR", json.dumps(STDERR))
 LEAD_SCREENSHOT = Path("/tmp/msexplore-lab.png")
 SERVER_START_S = 180  # a loaded 2-core machine
 RUN_ALL_S = 480  # the first mx.Space in a kernel costs up to 90 s there, a tiny search 20-60 s
@@ -76,6 +84,58 @@ WIDGET_CELLS = {
 }
 # classes drawn inside the panels above by their own anywidget front ends
 NESTED_CLASSES = ["msx-sample-table"]
+
+# What an element shows, read from the DOM: its text, the marks plotly drew in it (a path whose ``d`` has
+# coordinates), code lines, table rows, buttons and text inputs.
+SHOWN = """(el) => {
+  const all = (sel) => [...el.querySelectorAll(sel)];
+  const drawn = (sel) => all(sel).filter((p) => /\\d/.test(p.getAttribute("d") || "")).length;
+  const box = el.getBoundingClientRect();
+  return {
+    height: box.height,
+    text: el.innerText.slice(0, 3000),
+    plots: all(".js-plotly-plot").length,
+    traces: all(".js-plotly-plot .scatterlayer .trace, .js-plotly-plot .barlayer .trace").length,
+    points: drawn(".js-plotly-plot .scatterlayer .trace .points path.point"),
+    lines: drawn(".js-plotly-plot .scatterlayer .trace path.js-line"),
+    bars: drawn(".js-plotly-plot .barlayer .trace .point path"),
+    codeLines: all(".msx-cv-code .msx-line").length,
+    keywords: all(".msx-cv-code .msx-t-k").length,
+    tableRows: all("table tbody tr").length,
+    sampleRows: all(".msx-sample-table tbody tr").length,
+    buttons: all("button").map((b) => [b.textContent.trim(), b.disabled]),
+    inputs: all("input[type=text]").map((i) => i.value),
+    header: el.querySelector(".msx-dashboard-header")?.textContent ?? null,
+  };
+}"""
+
+
+def _enabled(shown: dict, label: str) -> bool | None:
+    """Whether the button labelled ``label`` is enabled (None: there is no such button)."""
+    states = [not disabled for text, disabled in shown["buttons"] if text == label]
+    return states[0] if states else None
+
+
+# css class -> what that panel shows once it has drawn (a predicate of SHOWN's answer)
+WIDGET_SHOWS = {
+    # the sample's TIR, highlighted: numbered lines, keyword spans
+    "msx-code-view": lambda s: s["codeLines"] > 10 and s["keywords"] > 0 and "T." in s["text"],
+    # the 8 samples in its table, the selected one's TIR
+    "msx-trace-explorer": lambda s: s["sampleRows"] == 8 and s["codeLines"] > 10,
+    # a bar per decision value, and the 8 samples in the table below
+    "msx-decision-inspector": lambda s: s["bars"] > 0 and s["sampleRows"] == 8,
+    # the module toggles, the summary table of the space's random variables and its bar chart
+    "msx-module-workbench": lambda s: "Modules" in s["text"] and s["tableRows"] > 0 and s["bars"] > 0,
+    # the header (this session's trials out of 64), the Stop button, the progress figure's axes
+    "msx-dashboard": lambda s: bool(re.search(r"trials\s*\d+/64", s["header"] or "")) and s["plots"] == 1
+    and _enabled(s, "Stop") is not None,
+    # Fit offered; Predict only once fitted
+    "msx-cost-model-panel": lambda s: _enabled(s, "Fit") is True and _enabled(s, "Predict samples") is False,
+    # the default folder, Export offered, Load and check only once exported
+    "msx-export-panel": lambda s: s["inputs"] == [os.path.join("out", "GMM")] and _enabled(s, "Export best") is True
+    and _enabled(s, "Load and check") is False,
+    "msx-sample-table": lambda s: s["tableRows"] > 0,
+}
 
 
 def notebook_cells() -> list[str]:
@@ -193,11 +253,35 @@ def page(lab_server, tmp_path_factory: pytest.TempPathFactory):
             _wait_for_all_cells(page, timeout_s=RUN_ALL_S)
             yield page
         finally:
-            try:
-                page.screenshot(path=str(ARTIFACTS / "final.png"), full_page=True)
-            except Exception:  # noqa: BLE001 - a screenshot is only a help for debugging
-                pass
+            _screenshots(page)
             context.close()
+
+
+def _screenshots(page) -> None:
+    """For a person reviewing: the top of the notebook, each panel on its own, the whole page
+    (``/tmp/msexplore-lab.png``: the TraceExplorer). Each is taken if it can be; none is asserted."""
+
+    def panel(css_class: str, path: Path) -> None:
+        widget = page.locator(f".{css_class}").first
+        widget.scroll_into_view_if_needed(timeout=10_000)
+        widget.screenshot(path=str(path), timeout=10_000)
+
+    def lead() -> None:
+        page.locator(".msx-trace-explorer").first.scroll_into_view_if_needed(timeout=10_000)
+        page.screenshot(path=str(LEAD_SCREENSHOT))
+
+    shots = [
+        lambda: page.screenshot(path=str(ARTIFACTS / "final.png"), full_page=True),
+        lambda: page.locator(".jp-WindowedPanel-outer, .jp-Notebook").first.evaluate("el => el.scrollTop = 0"),
+        lambda: page.screenshot(path=str(ARTIFACTS / "notebook.png")),
+        *(lambda c=c: panel(c, ARTIFACTS / f"{c}.png") for c in WIDGET_CELLS),
+        lead,
+    ]
+    for shot in shots:
+        try:
+            shot()
+        except Exception:  # noqa: BLE001 - a panel that is not there has no screenshot; the tests say why
+            pass
 
 
 def _wait_for_kernel_idle(page, *, timeout_s: float) -> None:
@@ -230,26 +314,46 @@ def _run_all(page, *, attempts: int = 3) -> None:
 
 
 def _wait_for_all_cells(page, *, timeout_s: float) -> None:
-    """Every code cell has an execution count ([n]:), none is queued or running ([*]:)."""
+    """Every code cell has an execution count ([n]:), none is queued or running ([*]:); fails at once, with the
+    traceback, when a cell raised (Run All Cells stops there, so the others would never run)."""
     page.wait_for_function(
         "() => { const ps = [...document.querySelectorAll('.jp-CodeCell .jp-InputPrompt')];"
-        " return ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent)); }",
+        " return (ps.length > 0 && ps.every(p => /\\[\\d+\\]/.test(p.textContent)))"
+        f" || ({RAISED})().length > 0; }}",
         timeout=timeout_s * 1000,
         polling=1000,
     )
+    raised = page.evaluate(RAISED)
+    if raised:
+        pytest.fail("a cell raised; Run All Cells stopped there:\n" + raised[0][-3000:])
+
+
+def _shown_when(locator, ready, *, what: str, timeout_s: float = 120) -> dict:
+    """SHOWN of ``locator`` once ``ready(shown)`` holds; fails with what the element showed last."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        shown = locator.evaluate(SHOWN)
+        if ready(shown):
+            return shown
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not shown within {timeout_s:.0f} s; the element showed {shown!r}")
+        time.sleep(0.5)
 
 
 # ---- the checks ----
 def test_cells_ran_without_errors(page):
-    errors = page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr']")
+    errors = page.locator(STDERR)
     texts = [errors.nth(k).inner_text() for k in range(errors.count())]
     tracebacks = [t for t in texts if "Traceback" in t or "Error" in t]
     assert not tracebacks, "cells raised:\n" + "\n---\n".join(tracebacks)
 
 
-def test_plotly_figure_renders(page):
-    page.wait_for_selector(".js-plotly-plot .main-svg", timeout=60_000)
-    assert page.locator(".js-plotly-plot").count() >= 1
+def test_plotly_figure_draws_its_data(page):
+    plot = page.locator(".js-plotly-plot", has_text="plotly FigureWidget").first
+    plot.wait_for(state="attached", timeout=60_000)
+    plot.scroll_into_view_if_needed()
+    shown = _shown_when(plot, lambda s: s["points"] == 3, what="the FigureWidget's 3 markers")
+    assert (shown["traces"], shown["lines"], shown["points"]) == (1, 1, 3), shown
 
 
 def test_ipywidgets_button_click_reaches_the_kernel(page):
@@ -262,13 +366,14 @@ def test_ipywidgets_button_click_reaches_the_kernel(page):
 
 
 @pytest.mark.parametrize("css_class", [*WIDGET_CELLS, *NESTED_CLASSES])
-def test_msexplore_widget_renders(page, css_class):
+def test_msexplore_widget_shows_its_content(page, css_class):
+    assert set(WIDGET_SHOWS) == {*WIDGET_CELLS, *NESTED_CLASSES}
     locator = page.locator(f".{css_class}").first
     locator.wait_for(state="attached", timeout=60_000)
     locator.scroll_into_view_if_needed()
     locator.wait_for(state="visible", timeout=60_000)
-    box = locator.bounding_box()
-    assert box and box["height"] > 10, f".{css_class} is displayed but empty"
+    shown = _shown_when(locator, WIDGET_SHOWS[css_class], what=f"the content of .{css_class}")
+    assert shown["height"] > 10
 
 
 def test_trace_explorer_row_click_shows_that_sample(page):
@@ -295,31 +400,23 @@ def test_trace_explorer_row_click_shows_that_sample(page):
     page.screenshot(path=str(LEAD_SCREENSHOT))
 
 
-def test_dashboard_stop_button_disables(page):
+def test_dashboard_draws_the_search_and_stop_stops_it(page):
     dashboard = page.locator(".msx-dashboard").first
-    stop = dashboard.locator("button", has_text="Stop").first
-    stop.wait_for(state="visible", timeout=60_000)
-    page.wait_for_function(
-        "() => { const b = [...document.querySelectorAll('.msx-dashboard button')].find(b => /Stop/.test(b.textContent));"
-        " return b && !b.disabled; }",
-        timeout=60_000,
-    )
-    stop.click()
-    page.wait_for_function(
-        "() => { const b = [...document.querySelectorAll('.msx-dashboard button')].find(b => /Stop/.test(b.textContent));"
-        " return b && b.disabled; }",
-        timeout=120_000,
-    )
+    dashboard.scroll_into_view_if_needed()
 
+    def measured(shown: dict) -> int:
+        found = re.search(r"trials\s*(\d+)/64", shown["header"] or "")
+        return int(found[1]) if found else 0
 
-def test_screenshots_for_review(page):
-    """The top of the notebook, and each panel on its own (``/tmp/msexplore-lab.png`` is the TraceExplorer)."""
-    page.locator(".jp-WindowedPanel-outer, .jp-Notebook").first.evaluate("el => el.scrollTop = 0")
-    page.screenshot(path=str(ARTIFACTS / "notebook.png"))
-    for css_class in WIDGET_CELLS:
-        widget = page.locator(f".{css_class}").first
-        widget.scroll_into_view_if_needed()
-        widget.screenshot(path=str(ARTIFACTS / f"{css_class}.png"))
-    page.locator(".msx-trace-explorer").first.scroll_into_view_if_needed()
-    page.screenshot(path=str(LEAD_SCREENSHOT))
-    assert LEAD_SCREENSHOT.stat().st_size > 10_000
+    # a measured batch: counted in the header, drawn as marks in the progress figure, the best in the table
+    shown = _shown_when(dashboard, lambda s: measured(s) > 0 and s["points"] > 0 and s["tableRows"] > 0,
+                        what="a measured batch in the dashboard", timeout_s=300)
+    assert shown["header"].startswith("running") and _enabled(shown, "Stop") is True, shown
+    assert "best " in shown["text"].lower() and "gflops" in shown["text"].lower()  # the top-k table
+    dashboard.locator("button", has_text="Stop").first.click()
+    shown = _shown_when(dashboard, lambda s: re.match(r"stopp(ing|ed)", s["header"] or "") is not None,
+                        what="the header saying the search stops", timeout_s=60)
+    assert _enabled(shown, "Stopping…") is False or _enabled(shown, "Stop") is False, shown["buttons"]
+    shown = _shown_when(dashboard, lambda s: (s["header"] or "").startswith("stopped"),
+                        what="the header saying the search stopped", timeout_s=300)
+    assert _enabled(shown, "Stop") is False and measured(shown) < 64, shown

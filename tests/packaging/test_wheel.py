@@ -20,9 +20,26 @@ from pathlib import Path
 
 import pytest
 
+try:
+    import tomllib
+except ModuleNotFoundError:  # Python 3.10: the same parser, as a package
+    tomllib = pytest.importorskip("tomli")
+
 REPO = Path(__file__).resolve().parents[2]
-SOURCES = ("pyproject.toml", "README.md", "LICENSE", "MANIFEST.in", "msexplore", "widgets")
 IGNORE = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "node_modules")
+
+
+def build_sources() -> list[str]:
+    """What ``pip wheel`` reads, as pyproject.toml names it: itself, the readme, the license files, the packages'
+    folders (``msexplore`` and every ``package-dir``, e.g. ``widgets``)."""
+    config = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    project, setuptools = config["project"], config["tool"]["setuptools"]
+    package_dirs = {name.split(".")[0] for name in setuptools["packages"]} | set(setuptools["package-dir"].values())
+    return ["pyproject.toml", project["readme"], *project["license-files"], *sorted(package_dirs)]
+
+
+def test_the_build_sources_are_what_pyproject_names():
+    assert build_sources() == ["pyproject.toml", "README.md", "LICENSE", "msexplore", "widgets"]
 
 
 @pytest.fixture(scope="module")
@@ -31,11 +48,12 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("wheel")
     src = root / "src"
     src.mkdir()
-    for name in SOURCES:
+    for name in build_sources():
         path = REPO / name
+        assert path.exists(), f"pyproject.toml names {name}, which is missing"
         if path.is_dir():
             shutil.copytree(path, src / name, ignore=IGNORE)
-        elif path.exists():
+        else:
             shutil.copy(path, src / name)
     result = subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(src), "--no-deps", "-w", str(root / "dist"), "-q"],
@@ -72,9 +90,24 @@ def test_wheel_contains_every_widget_asset(wheel: Path):
     assert any(n.endswith(".js") for n in expected) and "msexplore.css" in expected
     with zipfile.ZipFile(wheel) as archive:
         shipped = sorted(
-            Path(n).name for n in archive.namelist() if n.startswith("msexplore/widgets/") and n.endswith((".js", ".css"))
+            Path(n).name for n in archive.namelist()
+            if n.startswith("msexplore/widgets/") and n.endswith((".js", ".css"))
         )
     assert shipped == expected
+
+
+def test_wheel_carries_the_license_and_the_readme(wheel: Path):
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        (license_file,) = [n for n in names if n.endswith(".dist-info/licenses/LICENSE")]
+        assert archive.read(license_file) == (REPO / "LICENSE").read_bytes()
+        (metadata,) = [n for n in names if n.endswith(".dist-info/METADATA")]
+        text = archive.read(metadata).decode("utf-8")
+    assert "License-Expression: Apache-2.0" in text and "License-File: LICENSE" in text
+    first_line = (REPO / "README.md").read_text(encoding="utf-8").splitlines()[0]
+    assert first_line in text, "the README is the long description"
+    version = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["project"]["version"]
+    assert {n.split("/")[0] for n in names} == {"msexplore", f"msexplore-{version}.dist-info"}, "only the package"
 
 
 def test_installed_package_has_the_assets(installed: tuple[Path, Path]):

@@ -55,18 +55,22 @@ def test_an_existing_folder_is_refused_without_overwrite_and_replaced_with_it(ex
     _, folder, _ = exported
     panel = ExportPanel(finished_run, folder=folder, benchmark=FAST_BENCHMARK)
     before = (folder / "manifest.json").read_text()
+    (folder / "left-over.txt").write_text("not part of a bundle")  # gone once the bundle is replaced as a whole
     panel.export_button.click()  # refused at once: no thread, nothing written
     assert panel._job is None and not panel.busy
-    assert panel.status == "error"
+    assert panel.status == "error" and panel.bundle is None
     assert "already exists" in panel.error_text and "overwrite" in panel.error_text
     assert "already exists" in panel.error_area.value and "msx-error" in panel.status_line.value
-    assert (folder / "manifest.json").read_text() == before
+    assert (folder / "manifest.json").read_text() == before and (folder / "left-over.txt").exists()
     panel.overwrite.value = True
     panel.export_button.click()
     panel.wait(300)
     assert panel.status == "ok", panel.error_text
     assert panel.error_area.value == "" and panel.error_text == ""
-    assert json.loads((folder / "manifest.json").read_text())["created"] >= json.loads(before)["created"]
+    # the folder now holds exactly the bundle this panel wrote: its manifest, its files, nothing else
+    assert panel.exported_path == str(folder.resolve())
+    assert json.loads((folder / "manifest.json").read_text()) == panel.bundle.manifest
+    assert sorted(p.name for p in folder.iterdir()) == sorted({"manifest.json", *panel.bundle.manifest["files"]})
 
 
 def test_a_run_without_a_valid_candidate_says_so(synthetic, tmp_path):
