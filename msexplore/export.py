@@ -12,11 +12,9 @@ from __future__ import annotations
 import dataclasses
 import datetime
 import functools
-import hashlib
 import importlib.metadata
 import json
 import os
-import secrets
 import shutil
 import statistics
 from pathlib import Path
@@ -25,6 +23,8 @@ from typing import Any
 import numpy as np
 import tvm
 
+from msexplore import bundles
+from msexplore.bundles import move_into_place, new_sibling, sha256
 from msexplore.common import plain_json
 from msexplore.measure import verify
 from msexplore.target import TargetLike, resolve_target
@@ -103,7 +103,7 @@ def export_kernel(
         )
 
     destination.parent.mkdir(parents=True, exist_ok=True)
-    staging = _new_sibling(destination, "tmp")
+    staging = new_sibling(destination, "tmp")
     try:
         lib.export_library(str(staging / LIBRARY))
         (staging / "schedule.py").write_text(mod.script())
@@ -113,7 +113,7 @@ def export_kernel(
                 (staging / name).write_text(text)
         manifest = _manifest(workload, target, latency_s, comparison, staging)
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2))
-        _move_into_place(staging, destination, overwrite)
+        move_into_place(staging, destination, overwrite)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
@@ -162,48 +162,8 @@ def _manifest(workload: Workload, target: tvm.target.Target, latency_s, comparis
         "tvm_version": tvm.__version__,
         "msexplore_version": importlib.metadata.version("msexplore"),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "files": {name: _sha256(folder / name) for name in files},
+        "files": {name: sha256(folder / name) for name in files},
     }
-
-
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _new_sibling(destination: Path, kind: str) -> Path:
-    """An empty hidden folder beside ``destination`` (same file system, so renames are atomic).
-
-    ``os.mkdir`` rather than ``tempfile.mkdtemp``: the bundle keeps the user's umask instead of mode 0700.
-    """
-    while True:
-        candidate = destination.parent / f".{destination.name}.{kind}-{secrets.token_hex(4)}"
-        try:
-            candidate.mkdir()
-            return candidate
-        except FileExistsError:
-            continue
-
-
-def _move_into_place(staging: Path, destination: Path, overwrite: bool) -> None:
-    """Rename the finished folder in; an old bundle is renamed away first and deleted only afterwards."""
-    if not destination.exists():
-        os.rename(staging, destination)
-        return
-    if not overwrite:  # appeared while we were building
-        raise FileExistsError(f"{destination} already exists; pass overwrite=True to replace it")
-    retired = _new_sibling(destination, "old")
-    os.rename(destination, retired / destination.name)
-    try:
-        os.rename(staging, destination)
-    except BaseException:
-        os.rename(retired / destination.name, destination)
-        shutil.rmtree(retired, ignore_errors=True)
-        raise
-    shutil.rmtree(retired, ignore_errors=True)
 
 
 def load_kernel(folder: str | os.PathLike, *, verify_checksums: bool = True) -> Kernel:
@@ -215,15 +175,7 @@ def load_kernel(folder: str | os.PathLike, *, verify_checksums: bool = True) -> 
     if manifest.get("format") != FORMAT:
         raise ValueError(f"{path / MANIFEST}: format {manifest.get('format')!r}, this msexplore reads {FORMAT!r}")
     if verify_checksums:
-        for name, expected in manifest["files"].items():
-            if not (path / name).is_file():
-                raise ValueError(f"{name}: listed in the manifest but missing from {path}")
-            actual = _sha256(path / name)
-            if actual != expected:
-                raise ValueError(
-                    f"{name}: checksum mismatch (manifest {expected[:12]}..., file {actual[:12]}...); "
-                    "the bundle was modified after export"
-                )
+        bundles.verify_checksums(path, manifest["files"])
     return Kernel(path, manifest, tvm.runtime.load_module(str(path / LIBRARY)))
 
 
