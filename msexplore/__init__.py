@@ -12,6 +12,16 @@ _run_kernels_on_every_core()  # before any kernel runs: TVM alone would use half
 from .cost_model import CostModel, NotFittedError, Quality
 from .export import Bundle, Kernel, load_kernel
 from .measure import Measurement, RPCSettings, measure
+from .models import (
+    CompiledModel,
+    Model,
+    ModelImportError,
+    ModelRun,
+    compile_model,
+    load_model,
+    open_model_run,
+    tune_model,
+)
 from .modules import (
     ModuleFailure,
     ModuleNotApplicable,
@@ -43,6 +53,14 @@ __all__ = [
     "Bundle",
     "Kernel",
     "Measurement",
+    "CompiledModel",
+    "Model",
+    "ModelImportError",
+    "ModelRun",
+    "compile_model",
+    "load_model",
+    "open_model_run",
+    "tune_model",
     "RPCSettings",
     "load_kernel",
     "measure",

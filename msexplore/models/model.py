@@ -1,0 +1,228 @@
+"""A whole model: imported from PyTorch (torch.export) or given as Relax, prepared the way TVM's ``compile_relax``
+prepares it (library dispatch, legalization, fusion), and its tuning tasks as msexplore workloads.
+
+The preparation is the one ``compile_relax`` runs before it looks records up, so a record of a task's workload is
+found again when the model is compiled; a module that was not legalized has no tasks at all.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import tvm
+from tvm import relax
+
+from ..common import error_line
+from ..target import TargetLike, resolve_target
+from ..workloads import TensorSpec, Workload, workload
+from .torch_import import ModelImportError, import_torch
+
+__all__ = ["Model", "ModelImportError", "Task"]
+
+
+@dataclasses.dataclass(frozen=True)
+class Task:
+    """One tuning task of a model: a fused TIR function, how often one inference calls it, and its workload."""
+
+    name: str
+    weight: int  # calls per inference
+    workload: Workload = dataclasses.field(repr=False)
+
+    @property
+    def flop(self) -> float:
+        """FLOP of one call (TVM's estimate)."""
+        return self.workload.flop
+
+
+class Model:
+    """A model as a Relax ``IRModule`` (weights bound as constants), with its tasks.
+
+    Make one with ``Model.from_torch(module, example_inputs)`` or ``Model.from_relax(mod, params)``. ``tasks`` is a
+    table, ``task_list`` the same as ``Task`` objects; each task's ``workload`` is an ``mx.Workload`` that every other
+    part of msexplore takes (``mx.Space``, sampling, ``mx.search``).
+    """
+
+    def __init__(self, mod: tvm.IRModule, *, name: str = "model", target: TargetLike = None, source: str = "relax"):
+        if not isinstance(mod, tvm.IRModule) or "main" not in [gv.name_hint for gv in mod.functions]:
+            raise TypeError(f"Model expects a Relax IRModule with a 'main' function, got {_describe(mod)}")
+        if not isinstance(mod["main"], relax.Function):
+            raise TypeError(f"the module's 'main' is a {type(mod['main']).__name__}, not a Relax function")
+        self.mod = mod
+        self.name = name
+        self.target = resolve_target(target)
+        self.source = source
+        self._torch_module: Any = None  # the module a model from torch was exported from: its reference
+
+    # ---- making one ----
+    @classmethod
+    def from_relax(
+        cls, mod: tvm.IRModule, params: dict[str, Any] | None = None, *, name: str = "model", target: TargetLike = None
+    ) -> Model:
+        """A model from a Relax module; ``params`` (name -> array) are bound into ``main`` as constants."""
+        if params:
+            if not isinstance(params, dict):
+                raise TypeError(f"params must be a dict of parameter name -> array, got {type(params).__name__}")
+            bound = {k: v if isinstance(v, tvm.runtime.Tensor) else tvm.runtime.tensor(v) for k, v in params.items()}
+            mod = relax.transform.BindParams("main", bound)(mod)
+        return cls(mod, name=name, target=target, source="relax")
+
+    @classmethod
+    def from_torch(
+        cls,
+        module: Any,
+        example_inputs: Sequence[Any],
+        *,
+        name: str | None = None,
+        target: TargetLike = None,
+        custom_convert_map: dict[str, Any] | None = None,
+    ) -> Model:
+        """A model from a ``torch.nn.Module`` in eval mode and example inputs (their shapes and dtypes are fixed).
+
+        Goes through ``torch.export.export`` and TVM's ``from_exported_program``; a construct either cannot take
+        raises ``ModelImportError`` naming it. ``custom_convert_map`` gives the frontend converters for operators
+        it lacks (``{"_linalg_det.default": converter}``, named as the error names them; see TVM's
+        ``from_exported_program``).
+        """
+        mod = import_torch(module, example_inputs, custom_convert_map=custom_convert_map)
+        model = cls(mod, name=name or type(module).__name__, target=target, source="torch")
+        model._torch_module = module
+        return model
+
+    # ---- what it is made of ----
+    @property
+    def inputs(self) -> tuple[TensorSpec, ...]:
+        """The arguments of ``main``: what a compiled model is called with."""
+        return tuple(_spec(param) for param in self.mod["main"].params)
+
+    @functools.cached_property
+    def prepared(self) -> tvm.IRModule:
+        """The module after library dispatch, legalization and fusion: its TIR functions are the tasks."""
+        return prepare(self.mod, self.target)
+
+    @functools.cached_property
+    def task_list(self) -> tuple[Task, ...]:
+        """The tuning tasks, in the order TVM extracts them."""
+        from tvm.s_tir import meta_schedule as ms
+
+        extracted = ms.relax_integration.extract_tasks(self.prepared, self.target)
+        tasks = []
+        for task in extracted:
+            wl = dataclasses.replace(workload(task.dispatched[0]), name=str(task.task_name))
+            tasks.append(Task(name=str(task.task_name), weight=int(task.weight), workload=wl))
+        return tuple(tasks)
+
+    @property
+    def tasks(self) -> pd.DataFrame:
+        """One row per task: name, calls per inference, FLOP per call, the share of the model's FLOP, its argument
+        shapes and dtypes, and its ``workload`` (an ``mx.Workload``)."""
+        rows = []
+        total = sum(t.weight * t.flop for t in self.task_list) or 1.0
+        for t in self.task_list:
+            wl = t.workload
+            rows.append(
+                {
+                    "task": t.name,
+                    "weight": t.weight,
+                    "flop": t.flop,
+                    "flop_share": t.weight * t.flop / total,
+                    "inputs": " ".join(str(s) for k, s in enumerate(wl.args) if k not in wl.outputs),
+                    "outputs": " ".join(str(wl.args[k]) for k in wl.outputs),
+                    "workload": wl,
+                }
+            )
+        columns = ["task", "weight", "flop", "flop_share", "inputs", "outputs", "workload"]
+        return pd.DataFrame(rows, columns=columns)
+
+    def task(self, name: str) -> Task:
+        """The task called ``name`` (see ``tasks``)."""
+        for t in self.task_list:
+            if t.name == name:
+                return t
+        raise KeyError(f"{self.name} has no task {name!r}; its tasks are {[t.name for t in self.task_list]}")
+
+    @property
+    def flop(self) -> float:
+        """FLOP of one inference, summed over the tasks (TVM's estimates)."""
+        return float(sum(t.weight * t.flop for t in self.task_list))
+
+    # ---- what a compiled model is checked against ----
+    def reference(self, inputs: Sequence[np.ndarray]) -> tuple[str, tuple[np.ndarray, ...]]:
+        """``(what, outputs)`` of the model's source on ``inputs``: PyTorch eager for a model from torch, else the
+        Relax module built without tuning (TVM's naive lowering: slow, but independent of any schedule)."""
+        if self._torch_module is not None:
+            import torch
+
+            with torch.no_grad():
+                out = self._torch_module(*[torch.from_numpy(np.ascontiguousarray(a)) for a in inputs])
+            outs = out if isinstance(out, (tuple, list)) else (out,)
+            return "PyTorch eager", tuple(o.detach().cpu().numpy() for o in outs)
+        vm = relax.VirtualMachine(self._untuned_build, tvm.cpu())
+        out = vm["main"](*[tvm.runtime.tensor(np.ascontiguousarray(a)) for a in inputs])
+        outs = (out,) if isinstance(out, tvm.runtime.Tensor) else tuple(out)
+        return "the untuned Relax build", tuple(o.numpy() for o in outs)
+
+    @functools.cached_property
+    def _untuned_build(self) -> Any:
+        with tvm.transform.PassContext(opt_level=3):
+            return relax.build(self.mod, target=self.target)
+
+    def torch_callable(self, inputs: Sequence[np.ndarray]) -> Any:
+        """A no-argument call of the PyTorch module on ``inputs`` (for side-by-side timing), or None."""
+        if self._torch_module is None:
+            return None
+        import torch
+
+        tensors = [torch.from_numpy(np.ascontiguousarray(a)) for a in inputs]
+        module = self._torch_module
+
+        def call() -> Any:
+            with torch.no_grad():
+                return module(*tensors)
+
+        return call
+
+    def __repr__(self) -> str:
+        inputs = " ".join(str(s) for s in self.inputs)
+        return f"Model({self.name}, from {self.source}, inputs {inputs}, {len(self.task_list)} task(s))"
+
+
+def prepare(mod: tvm.IRModule, target: Any) -> tvm.IRModule:
+    """The passes ``compile_relax`` runs before it applies a database: dispatch, legalize, annotate, fold, fuse."""
+    from tvm.relax import pipeline
+
+    try:
+        dispatch = list(pipeline.library_dispatch_passes(target))
+    except (ValueError, AttributeError):  # a target the pipeline dispatcher does not know: no library dispatch
+        dispatch = []
+    passes = [
+        *dispatch,
+        relax.transform.LegalizeOps(),
+        relax.transform.AnnotateTIROpPattern(),
+        relax.transform.FoldConstant(),
+        relax.transform.FuseOps(),
+        relax.transform.FuseTIR(),
+    ]
+    try:
+        with target, tvm.transform.PassContext(opt_level=3):
+            return tvm.transform.Sequential(passes)(mod)
+    except Exception as err:  # noqa: BLE001 - TVM raises built-in types; say which step and why, in one line
+        raise ModelImportError(
+            f"TVM could not legalize and fuse the model for {target.kind.name}: {error_line(err)}"
+        ) from err
+
+
+def _spec(param: Any) -> TensorSpec:
+    """A Relax parameter's name, static shape (-1 for a symbolic dimension) and dtype."""
+    ty = param.ty
+    shape = getattr(ty, "shape", None)
+    dims = tuple(int(d.value) if hasattr(d, "value") else -1 for d in getattr(shape, "values", ()))
+    return TensorSpec(str(param.name), dims, str(getattr(ty, "dtype", "?")))
+
+
+def _describe(value: Any) -> str:
+    return type(value).__name__ if not isinstance(value, tvm.IRModule) else "an IRModule without 'main'"

@@ -1,0 +1,401 @@
+"""Tuning a whole model under one budget: one ``mx.search`` per task, on a background thread, with live progress.
+
+The budget is spent in two passes, with two rules TVM's task scheduler lacks:
+
+1. **Every task first.** Each task gets one batch (up to three, until one candidate is verified), so no task is left
+   without a measured schedule while others take the budget; a task whose space holds one program gets one trial.
+2. **Then by estimated time.** The rest goes to the tasks in proportion to their share of the estimated model time
+   (calls per inference x best latency so far), in one search session per task.
+
+Each task's search is an ordinary run folder (``tasks/<name>/``): stop, resume without re-measuring, and reopening
+after a crash work per task as for any search, and the dashboard of one task is the usual search dashboard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import os
+import threading
+import time
+import traceback
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import pandas as pd
+
+from ..common import check_positive_int
+from ..search.events import TrialEvent
+from ..search.run import SearchRun
+from .folder import ModelFolder
+from .model import Model
+
+__all__ = ["tune_model", "open_model_run", "ModelRun", "ModelProgress"]
+
+FIRST_PASS_TRIES = 3  # batches a task may take in the first pass before it is left to the fallback schedule
+
+
+@dataclasses.dataclass(frozen=True)
+class ModelProgress:
+    """Where a model run stands: trials against the budget, tasks with a verified schedule, estimated latency."""
+
+    status: str
+    trials_done: int
+    trials_total: int
+    tasks: int
+    tasks_verified: int
+    failures: int
+    estimated_latency_s: float | None  # sum over tasks of calls x best latency; None until every task has one
+    elapsed_s: float
+
+    def __str__(self) -> str:
+        latency = (
+            f"estimated model latency {self.estimated_latency_s * 1e3:.3f} ms"
+            if self.estimated_latency_s is not None
+            else f"{self.tasks_verified}/{self.tasks} tasks with a verified schedule"
+        )
+        return (
+            f"{self.status}: {self.trials_done}/{self.trials_total} trials over {self.tasks} tasks, "
+            f"{self.failures} failed, {latency}, {self.elapsed_s:.0f} s"
+        )
+
+
+class ModelRun:
+    """The tuning of a model's tasks, running or finished; ``task_runs`` holds one ``SearchRun`` per task searched.
+
+    Made by ``mx.tune_model`` (which starts it) or ``mx.open_model_run`` (which reads a folder).
+    """
+
+    def __init__(self, folder: ModelFolder, config: dict[str, Any], model: Model | None = None) -> None:
+        self.folder = folder
+        self.work_dir = folder.path
+        self.config = config
+        self.model = model
+        self.status = "starting"
+        self.error: str | None = None
+        self.trials_total = int(config.get("trials", 0))
+        self.task_runs: dict[str, SearchRun] = {}
+        self.subscriber_errors: list[str] = []
+        self._lock = threading.Lock()
+        self._subscribers: list[Callable[[str, list[TrialEvent]], Any]] = []
+        self._history: list[tuple[float, int, float | None]] = []  # (seconds, trials, estimated latency)
+        self._stop = threading.Event()
+        self._done = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._current: SearchRun | None = None
+        self._started_at = time.time()
+        self._ended_at: float | None = None
+
+    # ---- reading ----
+    @property
+    def task_names(self) -> list[str]:
+        return [t["name"] for t in self.config["tasks"]]
+
+    def weights(self) -> dict[str, int]:
+        return {t["name"]: int(t["weight"]) for t in self.config["tasks"]}
+
+    @property
+    def tasks(self) -> pd.DataFrame:
+        """One row per task: calls per inference, trials, failures, best latency and GFLOPS, share of model time."""
+        rows = []
+        with self._lock:
+            runs = dict(self.task_runs)
+        for t in self.config["tasks"]:
+            events = runs[t["name"]].events if t["name"] in runs else ()
+            ok = [e for e in events if e.ok]
+            best = min(ok, key=lambda e: e.latency_s) if ok else None
+            rows.append(
+                {
+                    "task": t["name"],
+                    "weight": int(t["weight"]),
+                    "trials": len(events),
+                    "failures": sum(not e.ok for e in events),
+                    "best_latency_s": None if best is None else best.latency_s,
+                    "gflops": None if best is None else best.gflops,
+                    "time_s": None if best is None else int(t["weight"]) * best.latency_s,
+                }
+            )
+        df = pd.DataFrame(rows, columns=["task", "weight", "trials", "failures", "best_latency_s", "gflops", "time_s"])
+        df["best_latency_s"] = df["best_latency_s"].astype(float)
+        df["gflops"] = df["gflops"].astype(float)
+        df["time_s"] = df["time_s"].astype(float)
+        total = df["time_s"].sum()
+        df["time_share"] = df["time_s"] / total if total > 0 else float("nan")
+        return df
+
+    @property
+    def progress(self) -> ModelProgress:
+        tasks = self.tasks
+        verified = int(tasks["best_latency_s"].notna().sum())
+        estimate = float(tasks["time_s"].sum()) if verified == len(tasks) and len(tasks) else None
+        end = self._ended_at or time.time()
+        return ModelProgress(
+            status=self.status,
+            trials_done=int(tasks["trials"].sum()),
+            trials_total=self.trials_total,
+            tasks=len(tasks),
+            tasks_verified=verified,
+            failures=int(tasks["failures"].sum()),
+            estimated_latency_s=estimate,
+            elapsed_s=end - self._started_at,
+        )
+
+    @property
+    def latency_history(self) -> pd.DataFrame:
+        """The estimated model latency after each measured batch: seconds since the start, trials, estimate."""
+        with self._lock:
+            rows = list(self._history)
+        return pd.DataFrame(rows, columns=["time_s", "trials", "estimated_latency_s"])
+
+    # ---- control ----
+    def subscribe(self, callback: Callable[[str, list[TrialEvent]], Any]) -> Callable[[], None]:
+        """Call ``callback(task_name, batch)`` with each measured batch of any task, on the search thread."""
+        if not callable(callback):
+            raise TypeError(f"subscribe expects a callable (task name, events), got {type(callback).__name__}")
+        with self._lock:
+            self._subscribers.append(callback)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                if callback in self._subscribers:
+                    self._subscribers.remove(callback)
+
+        return unsubscribe
+
+    def stop(self, *, wait: bool = True, timeout: float | None = None) -> ModelProgress:
+        """Stop after the batch being measured; no further task is started. Every measured record is kept."""
+        if self.status in ("running", "starting"):
+            self.status = "stopping"
+        self._stop.set()
+        current = self._current
+        if current is not None:
+            current.stop(wait=False)
+        if wait:
+            self.wait(timeout)
+        return self.progress
+
+    def wait(self, timeout: float | None = None) -> ModelRun:
+        if self._thread is not None and self._done.wait(timeout):
+            self._thread.join(5)
+        return self
+
+    @property
+    def running(self) -> bool:
+        return self._thread is not None and self._thread.is_alive()
+
+    @property
+    def ended(self) -> bool:
+        return self._done.is_set()
+
+    # ---- the tuning thread ----
+    def _start(self, plan: Callable[[ModelRun], None]) -> ModelRun:
+        self.status = "running"
+        self._thread = threading.Thread(target=self._session, args=(plan,), name="msexplore-model", daemon=True)
+        self._thread.start()
+        return self
+
+    def _session(self, plan: Callable[[ModelRun], None]) -> None:
+        try:
+            plan(self)
+            failed = [name for name, run in self.task_runs.items() if run.status == "failed"]
+            if failed:
+                raise RuntimeError(f"the search of task(s) {failed} failed: {self.task_runs[failed[0]].error}")
+            self.status = "stopped" if self._stop.is_set() else "done"
+        except BaseException as err:  # noqa: BLE001 - the thread must record why it ended
+            self.status = "failed"
+            self.error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
+        finally:
+            self._ended_at = time.time()
+            try:
+                self.folder.write_status(status=self.status, error=self.error, ended=self._ended_at)
+            finally:
+                self._done.set()
+
+    def _search_task(self, name: str, space: Any, trials: int, options: dict[str, Any]) -> SearchRun:
+        from ..search.driver import search
+
+        run = search(space, trials=trials, work_dir=self.folder.task_folder(name).path, **options)
+        with self._lock:
+            self.task_runs[name] = run
+        self._current = run
+        run.subscribe(lambda batch: self._on_batch(name, batch))
+        if self._stop.is_set():
+            run.stop(wait=False)
+        return run.wait()
+
+    def _on_batch(self, name: str, batch: list[TrialEvent]) -> None:
+        progress = self.progress
+        with self._lock:
+            self._history.append((time.time() - self._started_at, progress.trials_done, progress.estimated_latency_s))
+            subscribers = list(self._subscribers)
+        for callback in subscribers:
+            try:
+                callback(name, list(batch))
+            except Exception:  # noqa: BLE001 - a subscriber's bug must not end the tuning
+                self.subscriber_errors.append(traceback.format_exc())
+
+    def _spend(self, model: Model, modules: dict[str, Any], trials: int, batch: int, options: dict) -> None:
+        """The two passes of the module docstring (on the run's thread)."""
+        from ..space import Space
+
+        run = self
+        spaces = {t.name: Space(t.workload, modules[t.name], target=model.target) for t in model.task_list}
+        weights = {t.name: t.weight for t in model.task_list}
+        used = 0
+        session_start = {name: len(r.events) for name, r in run.task_runs.items()}
+
+        def spent(name: str) -> int:
+            r = run.task_runs.get(name)
+            return 0 if r is None else len(r.events) - session_start.get(name, 0)
+
+        def best(name: str) -> float | None:
+            r = run.task_runs.get(name)
+            found = None if r is None else r.best
+            return None if found is None else found.latency_s
+
+        single = {name for name, space in spaces.items() if space.size() <= 1}
+        for _ in range(FIRST_PASS_TRIES):
+            todo = [name for name in spaces if best(name) is None]
+            for k, name in enumerate(todo):
+                if self._stop.is_set() or used >= trials:
+                    return
+                share = max(1, (trials - used) // (len(todo) - k))
+                n = 1 if name in single else min(batch, share, trials - used)
+                before = spent(name)
+                self._search_task(name, spaces[name], n, options)
+                used += spent(name) - before
+            if all(best(name) is not None for name in spaces):
+                break
+        rest = trials - used
+        growing = {name: weights[name] * best(name) for name in spaces if name not in single and best(name) is not None}
+        total = sum(growing.values())
+        if rest <= 0 or not growing or total <= 0:
+            return
+        plan = {name: int(rest * value / total) for name, value in growing.items()}
+        for name in sorted(growing, key=lambda n: -growing[n]):  # leftover trials from rounding to the largest first
+            if sum(plan.values()) >= rest:
+                break
+            plan[name] += 1
+        for name in sorted(plan, key=lambda n: -plan[n]):
+            if self._stop.is_set():
+                return
+            if plan[name] > 0:
+                self._search_task(name, spaces[name], plan[name], options)
+
+    def compile(self, model: Model | None = None, *, check: bool = True) -> Any:
+        """The model compiled with this run's best verified record per task (see ``compile_model``)."""
+        from .compiled import compile_model
+
+        model = model or self.model
+        if model is None:
+            raise ValueError(
+                f"{self.work_dir}: this run was opened from its folder without its model; "
+                "pass it: run.compile(model) or mx.open_model_run(folder, model=model)"
+            )
+        return compile_model(model, self, check=check)
+
+    def __repr__(self) -> str:
+        return f"ModelRun({self.config.get('model')}, {self.work_dir!r}, {self.progress})"
+
+    def _repr_pretty_(self, p: Any, cycle: bool) -> None:
+        p.text(repr(self))
+
+
+def tune_model(
+    model: Model,
+    trials: int,
+    *,
+    modules: Sequence[Any] = ("default",),
+    task_modules: dict[str, Sequence[Any]] | None = None,
+    work_dir: str | os.PathLike | None = None,
+    batch_size: int = 16,
+    seed: int = 1,
+    check: bool = True,
+    **search_options: Any,
+) -> ModelRun:
+    """Tune every task of ``model`` within ``trials`` measured candidates in all; returns at once with the run.
+
+    Parameters
+    ----------
+    modules
+        The modules of every task's space (as ``mx.Space`` takes them); ``task_modules`` gives some tasks their own
+        (``{"fused_matmul_relu": ["default", "x86-avx512"]}``).
+    work_dir
+        The run's folder (``model.json`` and one search folder per task under ``tasks/``); a folder of an earlier
+        run of the same model continues from its records without measuring a program twice.
+    search_options
+        Passed to each task's ``mx.search`` (``strategy=``, ``cost_model=``, ``num_threads=``, strategy knobs).
+    """
+    from ..modules import resolve_modules
+
+    if not isinstance(model, Model):
+        raise TypeError(
+            f"tune_model expects an mx.Model (Model.from_torch / Model.from_relax), got {type(model).__name__}"
+        )
+    check_positive_int("trials", trials)
+    check_positive_int("batch_size", batch_size)
+    check_positive_int("seed", seed)
+    names = [t.name for t in model.task_list]
+    unknown = sorted(set(task_modules or {}) - set(names))
+    if unknown:
+        raise ValueError(f"task_modules names task(s) {unknown} that {model.name} does not have; its tasks: {names}")
+    per_task = {name: (task_modules or {}).get(name, modules) for name in names}
+    for chosen in per_task.values():  # unknown names or modules fail here, before any work
+        resolve_modules(chosen, model.target.kind.name)
+    folder = ModelFolder(_default_dir(work_dir, model))
+    previous = folder.read_config()
+    tasks = [{"name": t.name, "weight": t.weight, "workload": t.workload.to_json()} for t in model.task_list]
+    if previous is not None and [t["workload"] for t in previous["tasks"]] != [t["workload"] for t in tasks]:
+        raise ValueError(
+            f"{folder.path} holds a tuning run of {previous.get('model')} whose tasks differ from {model.name}'s; "
+            "use another work_dir (its records can still compile this model: compile(model, records=that folder))"
+        )
+    config = {
+        "model": model.name,
+        "target": str(model.target),
+        "tasks": tasks,
+        "modules": [getattr(m, "name", m) for m in modules],
+        "task_modules": {k: [getattr(m, "name", m) for m in v] for k, v in (task_modules or {}).items()},
+        "trials": trials,
+        "batch_size": batch_size,
+        "seed": seed,
+        "sessions": int((previous or {}).get("sessions", 0)) + 1,
+        "started": _dt.datetime.now().isoformat(timespec="seconds"),
+    }
+    folder.write_config(config)
+    run = ModelRun(folder, config, model)
+    for name in names:  # earlier sessions' records count towards the estimate from the start
+        task_folder = folder.task_folder(name)
+        if task_folder.is_run():
+            run.task_runs[name] = SearchRun.open(task_folder.path)
+    options = dict(search_options, batch_size=batch_size, seed=seed, check=check)
+    return run._start(lambda r: r._spend(model, per_task, trials, batch_size, options))
+
+
+def open_model_run(work_dir: str | os.PathLike, model: Model | None = None) -> ModelRun:
+    """The model run in ``work_dir`` as it stands on disk; reading it changes nothing."""
+    folder = ModelFolder(work_dir)
+    config = folder.read_config()
+    if config is None:
+        raise ValueError(f"{folder.path!r} has no model.json: it is not the folder of an mx.tune_model run")
+    run = ModelRun(folder, config, model)
+    for name in run.task_names:
+        task_folder = folder.task_folder(name)
+        if task_folder.is_run():
+            run.task_runs[name] = SearchRun.open(task_folder.path)
+    status = folder.read_status()
+    run.status = "interrupted" if status is None else status["status"]
+    run.error = None if status is None else status.get("error")
+    run._ended_at = None if status is None else status.get("ended")
+    run._done.set()
+    return run
+
+
+def _default_dir(work_dir: Any, model: Model) -> str:
+    if work_dir is None:
+        stamp = _dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+        work_dir = os.path.join("msexplore-runs", f"{model.name}-{stamp}")
+    path = os.path.abspath(os.fspath(work_dir))
+    if os.path.exists(path) and not os.path.isdir(path):
+        raise ValueError(f"work_dir {path!r} is a file; give a folder (new or one of an earlier model run)")
+    return path

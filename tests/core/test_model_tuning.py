@@ -1,0 +1,214 @@
+"""A whole model (Relax, no torch) tuned under one budget, compiled with no task untuned, exported and loaded."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import numpy as np
+import pytest
+from tvm.script import ir as I
+from tvm.script import relax as R
+
+import msexplore as mx
+
+SMALL = dict(batch_size=4, population_size=16, init_min_unmeasured=4)
+
+
+@I.ir_module
+class MLP:
+    @R.function
+    def main(x: R.Tensor((1, 64), "float32"), w1: R.Tensor((64, 128), "float32"), w2: R.Tensor((128, 128), "float32")):
+        with R.dataflow():
+            h1 = R.nn.relu(R.matmul(x, w1))
+            h2 = R.nn.relu(R.matmul(h1, w2))
+            R.output(h2)
+        return h2
+
+
+@I.ir_module
+class DeeperMLP:  # the same layer shapes, one more layer: the same two tasks, the second called twice
+    @R.function
+    def main(
+        x: R.Tensor((1, 64), "float32"),
+        w1: R.Tensor((64, 128), "float32"),
+        w2: R.Tensor((128, 128), "float32"),
+        w3: R.Tensor((128, 128), "float32"),
+    ):
+        with R.dataflow():
+            h1 = R.nn.relu(R.matmul(x, w1))
+            h2 = R.nn.relu(R.matmul(h1, w2))
+            h3 = R.nn.relu(R.matmul(h2, w3))
+            R.output(h3)
+        return h3
+
+
+def _weights(*names):
+    rng = np.random.default_rng(0)
+    shapes = {"w1": (64, 128), "w2": (128, 128), "w3": (128, 128)}
+    return {n: rng.uniform(-1, 1, shapes[n]).astype("float32") for n in names}
+
+
+def _numpy_mlp(x, weights):
+    for name in sorted(weights):
+        x = np.maximum(x @ weights[name], 0)
+    return x
+
+
+@pytest.fixture(scope="module")
+def weights():
+    return _weights("w1", "w2")
+
+
+@pytest.fixture(scope="module")
+def model(weights):
+    return mx.Model.from_relax(MLP, weights, name="mlp")
+
+
+@pytest.fixture(scope="module")
+def tuned(model, tmp_path_factory):
+    work_dir = tmp_path_factory.mktemp("models") / "mlp"
+    batches = []
+    run = mx.tune_model(model, trials=12, work_dir=work_dir, **SMALL)
+    run.subscribe(lambda task, batch: batches.append((task, len(batch))))
+    run.wait()
+    return run, batches
+
+
+def test_every_task_is_tuned_within_the_budget(tuned, model):
+    run, batches = tuned
+    assert run.status == "done", run.error
+    tasks = run.tasks
+    assert list(tasks["task"]) == [t.name for t in model.task_list]
+    assert tasks["best_latency_s"].notna().all(), tasks  # every task got a verified candidate
+    assert 2 <= tasks["trials"].sum() <= 12
+    assert {task for task, _ in batches} == set(tasks["task"])  # progress from every task's batches
+    progress = run.progress
+    assert progress.tasks_verified == 2 and progress.trials_done == tasks["trials"].sum()
+    assert progress.estimated_latency_s == pytest.approx((tasks["weight"] * tasks["best_latency_s"]).sum())
+    history = run.latency_history
+    assert len(history) == len(batches) and history["trials"].is_monotonic_increasing
+    assert history["estimated_latency_s"].iloc[-1] == pytest.approx(progress.estimated_latency_s)
+
+
+def test_compiled_model_matches_and_checks_its_inputs(tuned, model, weights):
+    run, _ = tuned
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no fallback warning: every task has a record
+        compiled = run.compile()
+    assert compiled.fallbacks == () and compiled.check.ok, compiled.check
+    assert compiled.check.against == "the untuned Relax build"
+    assert [r["source"] for r in compiled.records] == ["tuned", "tuned"]
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 64)).astype("float32")
+    np.testing.assert_allclose(compiled(x), _numpy_mlp(x, weights), rtol=1e-4, atol=1e-4)
+    wrong_shape = r"input 0 \(x\): expected shape \(1, 64\) float32, got shape \(2, 64\) float32"
+    with pytest.raises(ValueError, match=wrong_shape):
+        compiled(np.zeros((2, 64), "float32"))
+    with pytest.raises(ValueError, match=r"expected shape \(1, 64\) float32, got shape \(1, 64\) float64"):
+        compiled(np.zeros((1, 64)))
+    with pytest.raises(TypeError, match=r"mlp takes 1 input\(s\) \(x\[1,64\]f32\), got 2"):
+        compiled(x, x)
+    with pytest.raises(TypeError, match="input 0 \\(x\\): expected a numpy array or a torch tensor, got list"):
+        compiled([0.0] * 64)
+    timing = compiled.benchmark(repeat=3)
+    assert timing["median_s"] > 0 and len(timing["results_s"]) == 3 and "torch_median_s" not in timing
+
+
+def test_a_task_without_records_gets_a_measured_fallback_and_a_warning(model, weights):
+    with pytest.warns(UserWarning, match=r"2 task\(s\) of mlp had no tuning record and got a fallback schedule"):
+        compiled = mx.compile_model(model)
+    assert sorted(f.task for f in compiled.fallbacks) == sorted(t.name for t in model.task_list)
+    assert all(f.latency_s is not None and f.latency_s > 0 for f in compiled.fallbacks)
+    assert "the fastest of" in compiled.fallbacks[0].how
+    assert compiled.check.ok
+    x = np.ones((1, 64), "float32")
+    np.testing.assert_allclose(compiled(x), _numpy_mlp(x, weights), rtol=1e-4, atol=1e-4)
+
+
+def test_records_of_one_model_compile_another_with_the_same_tasks(tuned):
+    run, _ = tuned
+    deeper = mx.Model.from_relax(DeeperMLP, _weights("w1", "w2", "w3"), name="deeper")
+    assert sorted(deeper.tasks["weight"]) == [1, 2]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        compiled = mx.compile_model(deeper, run.work_dir)  # zero new trials
+    assert compiled.fallbacks == () and compiled.check.ok
+
+
+def test_reopened_run_and_resume_without_remeasuring(tuned, model):
+    run, _ = tuned
+    reopened = mx.open_model_run(run.work_dir)
+    assert reopened.status == "done"
+    assert reopened.tasks.equals(run.tasks)
+    with pytest.raises(ValueError, match="opened from its folder without its model"):
+        reopened.compile()
+    before = {name: len(r.events) for name, r in run.task_runs.items()}
+    again = mx.tune_model(model, trials=8, work_dir=run.work_dir, **SMALL).wait()
+    assert again.status == "done", again.error
+    for name, task_run in again.task_runs.items():
+        traces = [json.dumps(e.trace) for e in task_run.events]
+        assert len(traces) >= before[name]
+        assert len(set(traces)) == len(traces), f"{name}: a program was measured twice"
+    assert again.tasks["trials"].sum() <= sum(before.values()) + 8
+
+
+def test_export_then_load_in_a_process_without_torch(tuned, tmp_path, weights):
+    run, _ = tuned
+    compiled = run.compile()
+    bundle = compiled.export(tmp_path / "bundle")
+    assert set(bundle.manifest["files"]) == {"model.so", "records.json"}
+    with pytest.raises(FileExistsError, match="already exists; pass overwrite=True"):
+        compiled.export(tmp_path / "bundle")
+    x = np.random.default_rng(2).uniform(-1, 1, (1, 64)).astype("float32")
+    np.save(tmp_path / "x.npy", x)
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.modules["torch"] = None  # a process without torch
+        import numpy as np
+        import msexplore as mx
+        m = mx.load_model({str(tmp_path / "bundle")!r})
+        np.save({str(tmp_path / "y.npy")!r}, m(np.load({str(tmp_path / "x.npy")!r})))
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(np.load(tmp_path / "y.npy"), _numpy_mlp(x, weights), rtol=1e-4, atol=1e-4)
+    records = json.loads((tmp_path / "bundle" / "records.json").read_text())
+    assert [r["task"] for r in records] == [r["task"] for r in compiled.records]
+    with open(tmp_path / "bundle" / "records.json", "a") as f:
+        f.write(" ")
+    with pytest.raises(ValueError, match=r"records.json: checksum mismatch"):
+        mx.load_model(tmp_path / "bundle")
+
+
+def test_stop_keeps_what_was_measured(model, tmp_path):
+    run = mx.tune_model(model, trials=400, work_dir=tmp_path / "stopped", **SMALL)
+    deadline = 300
+    import time
+
+    start = time.time()
+    while run.progress.trials_done == 0 and time.time() - start < deadline:
+        time.sleep(0.1)
+    run.stop(timeout=120)
+    assert run.status == "stopped", run.error
+    done = run.progress.trials_done
+    assert 1 <= done < 400
+    assert mx.open_model_run(tmp_path / "stopped").progress.trials_done == done
+
+
+def test_bad_arguments_fail_before_any_work(model, tmp_path):
+    with pytest.raises(TypeError, match="tune_model expects an mx.Model"):
+        mx.tune_model("mlp", trials=8)
+    with pytest.raises(ValueError, match="trials must be a positive integer, got 0"):
+        mx.tune_model(model, trials=0, work_dir=tmp_path / "a")
+    with pytest.raises(ValueError, match=r"task_modules names task\(s\) \['nope'\] that mlp does not have"):
+        mx.tune_model(model, trials=8, work_dir=tmp_path / "b", task_modules={"nope": ["default"]})
+    with pytest.raises(ValueError, match="unknown module"):
+        mx.tune_model(model, trials=8, work_dir=tmp_path / "c", modules=["no-such-module"])
+    assert not any((tmp_path / d).exists() for d in "abc")
+    with pytest.raises(ValueError, match="is neither an mx.tune_model folder nor an mx.search folder"):
+        mx.compile_model(model, tmp_path)

@@ -1,0 +1,108 @@
+"""Whole models from Relax (no torch needed): their tasks are workloads like any other."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+from tvm.script import ir as I
+from tvm.script import relax as R
+
+import msexplore as mx
+
+
+@I.ir_module
+class TwoLayerMLP:
+    @R.function
+    def main(
+        x: R.Tensor((1, 64), "float32"),
+        w1: R.Tensor((64, 128), "float32"),
+        w2: R.Tensor((128, 128), "float32"),
+        w3: R.Tensor((128, 128), "float32"),
+    ):
+        with R.dataflow():
+            h1 = R.nn.relu(R.matmul(x, w1))
+            h2 = R.nn.relu(R.matmul(h1, w2))
+            h3 = R.nn.relu(R.matmul(h2, w3))  # the same shapes as h2: the same task, called twice
+            R.output(h3)
+        return h3
+
+
+@pytest.fixture(scope="module")
+def weights():
+    rng = np.random.default_rng(0)
+    return {name: rng.uniform(-1, 1, shape).astype("float32") for name, shape in
+            [("w1", (64, 128)), ("w2", (128, 128)), ("w3", (128, 128))]}
+
+
+@pytest.fixture(scope="module")
+def model(weights):
+    return mx.Model.from_relax(TwoLayerMLP, weights, name="mlp")
+
+
+def test_tasks_of_a_relax_model(model):
+    tasks = model.tasks
+    assert list(tasks.columns) == ["task", "weight", "flop", "flop_share", "inputs", "outputs", "workload"]
+    rows = {row.task: row for row in tasks.itertuples(index=False)}
+    assert sorted(rows) == ["fused_matmul1_relu", "fused_matmul_relu"]
+    assert rows["fused_matmul_relu"].weight == 1 and rows["fused_matmul1_relu"].weight == 2
+    # a matmul's multiply-adds plus the relu's comparisons (TVM's estimate)
+    assert rows["fused_matmul_relu"].flop == 2 * 64 * 128 + 128
+    assert rows["fused_matmul1_relu"].flop == 2 * 128 * 128 + 128
+    assert tasks["flop_share"].sum() == pytest.approx(1.0)
+    assert model.flop == (2 * 64 * 128 + 128) + 2 * (2 * 128 * 128 + 128)
+    # the weights are constants of the model: a task's arguments are its activations and weights
+    assert rows["fused_matmul1_relu"].inputs == "h1[1,128]f32 param_0[128,128]f32"
+    assert rows["fused_matmul1_relu"].outputs == "compute_intermediate[1,128]f32"
+    assert [str(s) for s in model.inputs] == ["x[1,64]f32"]
+
+
+def test_a_task_is_a_workload_everything_takes(model, weights):
+    task = model.task("fused_matmul_relu")
+    wl = task.workload
+    assert isinstance(wl, mx.Workload) and wl.name == "fused_matmul_relu"
+    arrays = wl.make_inputs(seed=3)
+    x, w = (arrays[k] for k in range(len(arrays)) if k not in wl.outputs)
+    (got,) = wl.reference(arrays)  # the unscheduled TVM build of the fused function
+    np.testing.assert_allclose(got, np.maximum(x @ w, 0), rtol=1e-5, atol=1e-5)
+    samples = mx.Space(wl).sample(8, seed=0)
+    assert sum(s.valid for s in samples) >= 4
+    assert "T.sblock" in samples.valid[0].tir
+
+
+def test_bad_input_to_a_model(model):
+    with pytest.raises(TypeError, match="Model expects a Relax IRModule with a 'main' function, got str"):
+        mx.Model("not a module")
+    with pytest.raises(TypeError, match="params must be a dict of parameter name -> array, got list"):
+        mx.Model.from_relax(TwoLayerMLP, [np.zeros(3)])
+    listed = r"mlp has no task 'conv'; its tasks are \['fused_matmul1_relu', 'fused_matmul_relu'\]"
+    with pytest.raises(KeyError, match=listed):
+        model.task("conv")
+    gmm = mx.workload("GMM", n=16, m=16, k=16)
+    with pytest.raises(TypeError, match="the module's 'main' is a PrimFunc, not a Relax function"):
+        mx.Model(gmm.mod)
+
+
+def test_from_torch_without_torch_says_what_to_install():
+    code = textwrap.dedent(
+        """
+        import sys
+        sys.modules["torch"] = None  # as if torch were not installed
+        import msexplore as mx
+        try:
+            mx.Model.from_torch(object(), ())
+        except ImportError as err:
+            print(err)
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    assert "Model.from_torch needs PyTorch" in done.stdout and "pip install 'msexplore[torch]'" in done.stdout
+
+
+def test_model_repr(model):
+    assert repr(model) == "Model(mlp, from relax, inputs x[1,64]f32, 2 task(s))"
+    assert model.prepared is model.prepared  # legalized and fused once
