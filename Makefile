@@ -28,8 +28,10 @@ notebooks: $(STAMP)
 tour: $(STAMP)
 	$(VENV)/bin/python examples/tour.py
 
-test: $(STAMP) browser-deps
+# The whole suite in the torch-free .venv, then the PyTorch import tests in .venv-torch.
+test: $(STAMP) $(TORCH_STAMP) browser-deps
 	$(VENV)/bin/python -m pytest -q
+	$(TORCH_VENV)/bin/python -m pytest -q tests/pytorch_models
 
 # The browser tests drive Debian's Chromium through Playwright (never `playwright install`: no browser download).
 # Installed with apt-get only when /usr/bin/chromium is missing (CI runs as root; elsewhere through sudo).
@@ -45,21 +47,22 @@ browser-deps:
 		fi; \
 	fi
 
-# The benchmarks compare with PyTorch, which lives in its own environment (.venv-bench: msexplore + the [bench]
-# extra): tvm_ffi imports torch whenever it is installed, adding ~3 s and ~200 MB to every TVM process, builder
-# and runner workers included. The search and sampling suites run in the torch-free .venv, as users run them.
-BENCH_VENV := .venv-bench
-BENCH_STAMP := $(BENCH_VENV)/.installed
+# PyTorch lives in its own environment (.venv-torch: msexplore + the [test,torch] extras), never in .venv: tvm_ffi
+# imports torch whenever it is installed, adding ~3 s and ~200 MB to every TVM process, builder and runner workers
+# included. There it serves the tests that import models from PyTorch (tests/pytorch_models) and the benchmarks that
+# compare with it; everything else runs torch-free, as most users run it.
+TORCH_VENV := .venv-torch
+TORCH_STAMP := $(TORCH_VENV)/.installed
 
-$(BENCH_STAMP): pyproject.toml
-	test -x $(BENCH_VENV)/bin/python || $(PYTHON) -m venv $(BENCH_VENV)
-	$(BENCH_VENV)/bin/python -m pip install --quiet --upgrade pip
-	$(BENCH_VENV)/bin/python -m pip install --quiet -e ".[bench]"
-	touch $(BENCH_STAMP)
+$(TORCH_STAMP): pyproject.toml
+	test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
+	$(TORCH_VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(TORCH_VENV)/bin/python -m pip install --quiet -e ".[test,torch]"
+	touch $(TORCH_STAMP)
 
-bench: $(STAMP) $(BENCH_STAMP)
+bench: $(STAMP) $(TORCH_STAMP)
 	$(VENV)/bin/python -m benchmarks sampling search
-	$(BENCH_VENV)/bin/python -m benchmarks kernels int8
+	$(TORCH_VENV)/bin/python -m benchmarks kernels int8
 
 clean:
-	rm -rf $(VENV) $(BENCH_VENV) build *.egg-info .pytest_cache
+	rm -rf $(VENV) $(TORCH_VENV) build *.egg-info .pytest_cache

@@ -7,6 +7,7 @@ milliseconds. Spaces and samples that several test files read are therefore sess
 from __future__ import annotations
 
 import difflib
+import importlib.util
 from pathlib import Path
 
 import pytest
@@ -16,6 +17,11 @@ import msexplore as mx
 from msexplore import modules as _modules
 
 GOLDEN_DIR = Path(__file__).parent / "golden"
+
+# tests/pytorch_models imports models from PyTorch: it runs in .venv-torch (`make test` runs it there, see the
+# Makefile); the torch-free .venv, where every other test runs, does not collect it. (Not "tests/torch": on sys.path
+# a folder of that name would be imported as the torch package.)
+collect_ignore = [] if importlib.util.find_spec("torch") else ["pytorch_models"]
 
 # Every attribute spelled out, so spaces, samples and golden files are the same on any machine (the host target
 # would bring this machine's core count, which the default rules turn into annotations).
