@@ -117,7 +117,8 @@ def compile_model(
     if check:
         compiled.check = compiled.compare_with_source(rtol=rtol, atol=atol)
         if not compiled.check.ok:
-            warnings.warn(f"{model.name}: {compiled.check}", stacklevel=2)
+            hint = " (fast math is on: fast_math=False when making the Model computes exp/erf/tanh/GELU exactly)"
+            warnings.warn(f"{model.name}: {compiled.check}{hint if model.fast_math else ''}", stacklevel=2)
     return compiled
 
 

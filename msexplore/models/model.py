@@ -20,6 +20,7 @@ from tvm import relax
 from ..common import error_line
 from ..target import TargetLike, resolve_target
 from ..workloads import TensorSpec, Workload, workload
+from .fast_math import fast_math as _fast_math
 from .torch_import import ModelImportError, import_torch
 
 __all__ = ["Model", "ModelImportError", "Task"]
@@ -47,12 +48,21 @@ class Model:
     part of msexplore takes (``mx.Space``, sampling, ``mx.search``).
     """
 
-    def __init__(self, mod: tvm.IRModule, *, name: str = "model", target: TargetLike = None, source: str = "relax"):
+    def __init__(
+        self,
+        mod: tvm.IRModule,
+        *,
+        name: str = "model",
+        target: TargetLike = None,
+        source: str = "relax",
+        fast_math: bool = True,
+    ):
         if not isinstance(mod, tvm.IRModule) or "main" not in [gv.name_hint for gv in mod.functions]:
             raise TypeError(f"Model expects a Relax IRModule with a 'main' function, got {_describe(mod)}")
         if not isinstance(mod["main"], relax.Function):
             raise TypeError(f"the module's 'main' is a {type(mod['main']).__name__}, not a Relax function")
-        self.mod = mod
+        self.fast_math = bool(fast_math)
+        self.mod = _fast_math(mod) if self.fast_math else mod
         self.name = name
         self.target = resolve_target(target)
         self.source = source
@@ -61,15 +71,25 @@ class Model:
     # ---- making one ----
     @classmethod
     def from_relax(
-        cls, mod: tvm.IRModule, params: dict[str, Any] | None = None, *, name: str = "model", target: TargetLike = None
+        cls,
+        mod: tvm.IRModule,
+        params: dict[str, Any] | None = None,
+        *,
+        name: str = "model",
+        target: TargetLike = None,
+        fast_math: bool = True,
     ) -> Model:
-        """A model from a Relax module; ``params`` (name -> array) are bound into ``main`` as constants."""
+        """A model from a Relax module; ``params`` (name -> array) are bound into ``main`` as constants.
+
+        ``fast_math`` computes exp, erf, tanh, softmax and GELU with TVM's vectorizable approximations (see
+        ``msexplore.models.fast_math``); the compiled model's check reports the error against the source.
+        """
         if params:
             if not isinstance(params, dict):
                 raise TypeError(f"params must be a dict of parameter name -> array, got {type(params).__name__}")
             bound = {k: v if isinstance(v, tvm.runtime.Tensor) else tvm.runtime.tensor(v) for k, v in params.items()}
             mod = relax.transform.BindParams("main", bound)(mod)
-        return cls(mod, name=name, target=target, source="relax")
+        return cls(mod, name=name, target=target, source="relax", fast_math=fast_math)
 
     @classmethod
     def from_torch(
@@ -80,6 +100,7 @@ class Model:
         name: str | None = None,
         target: TargetLike = None,
         custom_convert_map: dict[str, Any] | None = None,
+        fast_math: bool = True,
     ) -> Model:
         """A model from a ``torch.nn.Module`` in eval mode and example inputs (their shapes and dtypes are fixed).
 
@@ -89,7 +110,7 @@ class Model:
         ``from_exported_program``).
         """
         mod = import_torch(module, example_inputs, custom_convert_map=custom_convert_map)
-        model = cls(mod, name=name or type(module).__name__, target=target, source="torch")
+        model = cls(mod, name=name or type(module).__name__, target=target, source="torch", fast_math=fast_math)
         model._torch_module = module
         return model
 
@@ -188,7 +209,8 @@ class Model:
 
     def __repr__(self) -> str:
         inputs = " ".join(str(s) for s in self.inputs)
-        return f"Model({self.name}, from {self.source}, inputs {inputs}, {len(self.task_list)} task(s))"
+        exact = "" if self.fast_math else ", exact math"
+        return f"Model({self.name}, from {self.source}, inputs {inputs}, {len(self.task_list)} task(s){exact})"
 
 
 def prepare(mod: tvm.IRModule, target: Any) -> tvm.IRModule:

@@ -212,3 +212,56 @@ def test_bad_arguments_fail_before_any_work(model, tmp_path):
     assert not any((tmp_path / d).exists() for d in "abc")
     with pytest.raises(ValueError, match="is neither an mx.tune_model folder nor an mx.search folder"):
         mx.compile_model(model, tmp_path)
+
+
+CHILD = textwrap.dedent(
+    """
+    import sys
+    import numpy as np
+    sys.path.insert(0, sys.argv[2])
+    import msexplore as mx
+    from test_model_tuning import MLP, _weights
+    model = mx.Model.from_relax(MLP, _weights("w1", "w2"), name="mlp")
+    mx.tune_model(model, trials=400, work_dir=sys.argv[1], batch_size=4, population_size=16,
+                  init_min_unmeasured=4).wait()
+    """
+)
+
+
+def test_killed_model_run_loses_no_record_and_resumes_without_remeasuring(model, tmp_path):
+    import os
+    import signal
+    import time
+    from pathlib import Path
+
+    from msexplore.search.folder import RunFolder
+
+    work_dir = tmp_path / "killed"
+    child = subprocess.Popen([sys.executable, "-c", CHILD, str(work_dir), str(Path(__file__).parent)])
+    try:
+        deadline = time.time() + 240
+        while time.time() < deadline:  # until the second task has measured something
+            logs = sorted((work_dir / "tasks").glob("*/events.jsonl")) if (work_dir / "tasks").exists() else []
+            if len(logs) == 2 and all(len(p.read_text().splitlines()) >= 4 for p in logs):
+                break
+            time.sleep(0.2)
+        else:
+            pytest.fail("the child model run measured nothing in 4 minutes")
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait(30)
+    finally:
+        if child.poll() is None:
+            child.kill()
+    folders = sorted(p for p in (work_dir / "tasks").iterdir())
+    in_databases = sum(len(RunFolder(p).database_lines()) for p in folders)
+    reopened = mx.open_model_run(work_dir)
+    assert reopened.status == "interrupted"
+    assert reopened.progress.trials_done == in_databases  # every record in a database counts, none lost
+    resumed = mx.tune_model(model, trials=8, work_dir=work_dir, **SMALL).wait()
+    assert resumed.status == "done", resumed.error
+    new = sum(sum(e.session == r.session for e in r.events) for r in resumed.task_runs.values())
+    assert 1 <= new <= 8 and resumed.progress.trials_done == in_databases + new
+    for name, task_run in resumed.task_runs.items():
+        assert len(task_run.events) == len(RunFolder(task_run.work_dir).database_lines())
+        traces = [json.dumps(e.trace) for e in task_run.events]
+        assert len(set(traces)) == len(traces), f"{name}: a program was measured twice"

@@ -106,3 +106,35 @@ def test_from_torch_without_torch_says_what_to_install():
 def test_model_repr(model):
     assert repr(model) == "Model(mlp, from relax, inputs x[1,64]f32, 2 task(s))"
     assert model.prepared is model.prepared  # legalized and fused once
+
+
+@I.ir_module
+class GeluLayer:
+    @R.function
+    def main(x: R.Tensor((4, 64), "float32"), w: R.Tensor((64, 64), "float32")):
+        with R.dataflow():
+            h = R.nn.gelu(R.matmul(x, w))
+            R.output(h)
+        return h
+
+
+def test_fast_math_takes_gelu_off_scalar_erf_within_tolerance():
+    from scipy.special import erf
+
+    w = np.random.default_rng(0).uniform(-1, 1, (64, 64)).astype("float32")
+    fast = mx.Model.from_relax(GeluLayer, {"w": w}, name="gelu")
+    exact = mx.Model.from_relax(GeluLayer, {"w": w}, name="gelu", fast_math=False)
+    assert repr(exact) == "Model(gelu, from relax, inputs x[4,64]f32, 1 task(s), exact math)"
+
+    def scripts(model):
+        return "\n".join(t.workload.func.script() for t in model.task_list)
+
+    assert "T.erf(" in scripts(exact)  # libm's scalar erff
+    assert "T.erf(" not in scripts(fast) and "T_fast_erf" in scripts(fast)  # topi.fast_erf: a polynomial
+    x = np.random.default_rng(1).uniform(-3, 3, (4, 64)).astype("float32")
+    h = (x @ w).astype("float64")
+    want = 0.5 * h * (1 + erf(h / np.sqrt(2)))
+    with pytest.warns(UserWarning, match="fallback schedule"):
+        compiled = mx.compile_model(fast)
+    assert compiled.check.ok, compiled.check
+    np.testing.assert_allclose(compiled(x), want, rtol=1e-5, atol=1e-5)
