@@ -1,4 +1,4 @@
-"""``msexplore`` on the command line: tune, show and export over the same calls the notebooks make.
+"""``msexplore`` on the command line: tune, tune-model, show and export over the same calls the notebooks make.
 
 ``main(argv)`` parses, runs one subcommand and returns the exit code (the console script calls
 ``sys.exit(main())``). Results go to stdout (text, or JSON with ``--json``); progress and errors go to stderr.
@@ -7,8 +7,9 @@ Exit codes
 ----------
 0    done
 2    bad input: a usage error, an unknown workload or module, a bad ``--shape``/``--target``, a work dir that is
-     a file or holds no run, an export folder that exists without ``--overwrite`` (one line on stderr)
-3    the search failed, or there is no valid candidate to export
+     a file or holds no run, an export folder that exists without ``--overwrite``, a model factory (FILE.py:NAME)
+     that is missing, fails or returns no model, a model TVM cannot import (one line on stderr)
+3    the search failed, or there is no valid candidate to export, or a compiled model fails its check
 130  interrupted (Ctrl-C): the search stopped after the batch it was measuring; every record is kept
 """
 
@@ -17,16 +18,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import dataclasses
+import importlib.util
 import json
 import os
+import reprlib
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+import warnings
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
+
+import tvm
 
 import msexplore as mx  # called as mx.search(...) etc.: the notebooks' functions, patchable in tests
 from msexplore.common import error_line, plain_json
 from msexplore.measure import RPCSettings
+from msexplore.models.torch_import import TORCH_MISSING
 from msexplore.modules import resolve_modules
 from msexplore.search import STRATEGIES
 from msexplore.search.driver import COST_MODELS
@@ -105,6 +112,42 @@ def build_parser() -> argparse.ArgumentParser:
                       help="do not compare each candidate's outputs with the workload's reference")
     tune.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
     tune.set_defaults(handler=_tune)
+
+    tune_model = commands.add_parser(
+        "tune-model",
+        parents=[common],
+        help="tune a whole model's tasks under one budget, compile it, check it against its source",
+        description="Tune every task of the model that FILE.py:FACTORY builds (mx.tune_model), compile it with the "
+        "best record per task (run.compile()), check its outputs against its source and optionally export it. "
+        "FACTORY is a function of FILE.py, called without arguments, that returns (torch.nn.Module in eval mode, "
+        "example inputs), a Relax tvm.IRModule, or (IRModule, params dict). Running it again on the same "
+        "--work-dir continues from the records there. Ctrl-C stops after the batch being measured (exit 130).",
+    )
+    tune_model.add_argument("factory", metavar="FILE.py:FACTORY",
+                            help="the Python file and the function in it that returns the model")
+    tune_model.add_argument("--trials", type=_positive, required=True, metavar="N",
+                            help="candidates to measure in this session, over all the tasks")
+    tune_model.add_argument("--work-dir", metavar="DIR",
+                            help="the run's folder (new, or an earlier run's of this model to continue); "
+                                 "default ./msexplore-runs/FACTORY-TIME")
+    tune_model.add_argument("--modules", default="default", metavar="NAME,...",
+                            help="transformation modules of every task, comma-separated (e.g. default,x86-avx512; "
+                                 "default: default)")
+    tune_model.add_argument("--batch-size", type=_positive, default=16, metavar="N",
+                            help="candidates per measured batch (16)")
+    tune_model.add_argument("--seed", type=_positive, default=1, metavar="N", help="random seed of the search (1)")
+    tune_model.add_argument("--strategy", choices=list(STRATEGIES), default="evolutionary",
+                            help="search strategy of each task (evolutionary)")
+    tune_model.add_argument("--strategy-option", action="append", default=[], metavar="K=V,...",
+                            help="strategy options, e.g. population_size=32,init_min_unmeasured=8 (TVM's names)")
+    tune_model.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (xgb)")
+    tune_model.add_argument("--target", metavar="TARGET",
+                            help="'llvm -mcpu=znver5 -num-cores 2' or a JSON dict; default: this machine's CPU")
+    tune_model.add_argument("--export", metavar="DIR",
+                            help="export the compiled model to DIR (load it with msexplore.load_model)")
+    tune_model.add_argument("--overwrite", action="store_true", help="with --export: replace DIR if it exists")
+    tune_model.add_argument("-q", "--quiet", action="store_true", help="no progress lines on stderr")
+    tune_model.set_defaults(handler=_tune_model)
 
     show = commands.add_parser(
         "show", parents=[common], help="a run's status, config, trials, failures and best candidates",
@@ -385,6 +428,253 @@ def _print_tune_summary(summary: dict[str, Any], out: TextIO) -> None:
         print(f"exported: {summary['export']}", file=out)
 
 
+# ---- tune-model ----
+def _tune_model(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    # the cheap checks first; loading the factory file runs the user's code (and maybe imports torch)
+    strategy_options = parse_options(args.strategy_option)
+    with _bad_input("--target: "):
+        target = mx.resolve_target(args.target)
+    modules = [name.strip() for name in args.modules.split(",") if name.strip()]
+    if not modules:
+        raise UsageError("--modules: give at least one module name, e.g. 'default'")
+    with _bad_input("--modules: "):
+        resolve_modules(modules, target.kind.name)
+    if args.overwrite and not args.export:
+        raise UsageError("--overwrite applies to --export DIR; give --export too")
+    if args.work_dir and os.path.isfile(args.work_dir):
+        raise UsageError(f"--work-dir {args.work_dir!r} is a file; give a folder (new or one of an earlier run)")
+    if args.export:
+        _check_export_target(args.export, args.overwrite)
+
+    if not args.quiet:
+        print(f"[msexplore] building the model: {args.factory}", file=err, flush=True)
+    name, factory = load_factory(args.factory)
+    model = model_from_factory(_call_factory(factory, name), name, target)
+    before = _measured_in(args.work_dir)  # ModelProgress.trials_done counts the folder's earlier sessions too
+    with _bad_input():  # the tasks are extracted here: a model TVM cannot legalize is a ModelImportError
+        run = mx.tune_model(
+            model, args.trials, modules=modules, work_dir=args.work_dir, batch_size=args.batch_size, seed=args.seed,
+            strategy=args.strategy, cost_model=args.cost_model, **strategy_options,
+        )
+
+    if not args.quiet:
+        cfg = run.config
+        print(f"[msexplore] tuning {model!r} on {_target_text(model.target)}; {cfg['trials']} trials in batches of "
+              f"{cfg['batch_size']}, seed {cfg['seed']}; work dir {run.work_dir}", file=err, flush=True)
+        if before:
+            print(f"[msexplore] continuing: the work dir already holds {before} measured candidates", file=err)
+        unsubscribe = run.subscribe(lambda task, batch: print(f"[msexplore] {task}: {_model_progress(run, before)}",
+                                                              file=err, flush=True))
+    interrupted = _wait_or_stop(run, err)
+    if not args.quiet:
+        unsubscribe()
+
+    failed = run.status == "failed"
+    compiled, exported, compile_error, export_error = None, None, None, None
+    if not interrupted and not failed:  # errors are reported after the summary: the tuning itself went well
+        if not args.quiet:
+            print(f"[msexplore] compiling {model.name} with the best record of each task", file=err, flush=True)
+        try:
+            compiled = _compile_model(run)
+        except SearchFailed as error:
+            compile_error = error
+    if compiled is not None and not compiled.check.ok:
+        compile_error = SearchFailed(f"{model.name}: {compiled.check}" + ("; not exported" if args.export else ""))
+    elif compiled is not None and args.export:
+        try:
+            exported = _export_model(compiled, args.export, args.overwrite)
+        except (UsageError, SearchFailed) as error:
+            export_error = error
+    summary = _tune_model_summary(args.factory, model, run, before, compiled, exported, interrupted)
+    summary["compile_error"] = None if compile_error is None else str(compile_error)
+    summary["export_error"] = None if export_error is None else str(export_error)
+    if args.json:
+        _print_json(summary, out)
+    else:
+        _print_tune_model_summary(summary, run.tasks, out)
+    if interrupted:
+        if failed:
+            print(f"msexplore tune-model: the tuning failed while stopping: {_error_line(run.error)}", file=err)
+        print(f"msexplore tune-model: interrupted, nothing compiled; the records are kept: run again with "
+              f"--work-dir {run.work_dir} to continue", file=err)
+        return EXIT_INTERRUPTED
+    if failed:
+        raise SearchFailed(f"the tuning failed: {_error_line(run.error)} (full text in {run.work_dir}/status.json)")
+    if compile_error is not None:
+        raise compile_error
+    if export_error is not None:
+        raise export_error
+    return EXIT_OK
+
+
+def load_factory(spec: str) -> tuple[str, Callable[[], Any]]:
+    """``"models/mlp.py:make"`` -> ``("make", make)``, the file loaded with importlib; UsageError on anything else."""
+    path, colon, name = spec.rpartition(":")
+    if not colon or not path or not name.isidentifier():
+        raise UsageError(f"expected FILE.py:FACTORY, a Python file and the function in it that returns the model "
+                         f"(e.g. models/mlp.py:make), got {spec!r}")
+    if not os.path.isfile(path):
+        raise UsageError(f"no file {path!r}; give FILE.py:FACTORY, the Python file that defines {name}")
+    module_name = f"msexplore_factory_{os.path.splitext(os.path.basename(path))[0]}"
+    module_spec = importlib.util.spec_from_file_location(module_name, os.path.abspath(path))
+    if module_spec is None or module_spec.loader is None:
+        raise UsageError(f"{path} is not a Python file importlib can load; give FILE.py:FACTORY")
+    module = importlib.util.module_from_spec(module_spec)
+    sys.modules[module_name] = module  # classes defined in the file (a TVMScript module, a dataclass) look it up
+    sys.path.insert(0, os.path.dirname(os.path.abspath(path)))  # its own imports resolve as when Python runs it
+    try:
+        with _user_code(f"loading {path}"):
+            module_spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(module_name, None)
+        raise
+    finally:
+        sys.path.remove(os.path.dirname(os.path.abspath(path)))
+    factory = getattr(module, name, None)
+    if factory is None:
+        functions = [key for key, value in vars(module).items() if not key.startswith("_") and callable(value)
+                     and getattr(value, "__module__", None) == module_name]
+        raise UsageError(f"{path} has no {name!r}; the functions and classes it defines: "
+                         f"{', '.join(functions) or 'none'}")
+    if not callable(factory):
+        raise UsageError(f"{path}:{name} is not a function (it is {reprlib.repr(factory)}); give the function that "
+                         "returns the model")
+    return name, factory
+
+
+def _call_factory(factory: Callable[[], Any], name: str) -> Any:
+    with _user_code(f"{name}()"):
+        return factory()
+
+
+@contextlib.contextmanager
+def _user_code(what: str) -> Iterator[None]:
+    """The user's file or factory failing is bad input; torch missing is said as Model.from_torch says it."""
+    try:
+        yield
+    except ModuleNotFoundError as error:
+        if (error.name or "").split(".")[0] == "torch":
+            raise UsageError(TORCH_MISSING) from error
+        raise UsageError(f"{what} failed: {_error_line(error)}") from error
+    except Exception as error:  # noqa: BLE001 - any error of the user's code is reported in one line
+        raise UsageError(f"{what} failed: {_error_line(error)}") from error
+
+
+FACTORY_RETURNS = ("(torch.nn.Module in eval mode, example inputs tuple), a Relax tvm.IRModule, "
+                   "or (IRModule, params dict)")
+
+
+def model_from_factory(result: Any, name: str, target: Any) -> Any:
+    """The ``mx.Model`` of what a factory returned (named after the factory); UsageError for anything else."""
+    pair = isinstance(result, (tuple, list)) and len(result) == 2
+    with _bad_input():
+        if isinstance(result, tvm.IRModule):
+            return mx.Model.from_relax(result, name=name, target=target)
+        if pair and isinstance(result[0], tvm.IRModule):
+            return mx.Model.from_relax(result[0], result[1], name=name, target=target)
+        if pair and _is_torch_module(result[0]):
+            try:
+                return mx.Model.from_torch(result[0], result[1], name=name, target=target)
+            except ImportError as error:  # torch missing: Model.from_torch's text says what to install
+                raise UsageError(str(error)) from error
+    got = f"({', '.join(type(x).__name__ for x in result)})" if pair else type(result).__name__
+    raise UsageError(f"{name}() returned {reprlib.repr(result)} of type {got}; a model factory returns "
+                     + FACTORY_RETURNS)
+
+
+def _is_torch_module(value: Any) -> bool:
+    """Whether ``value`` is a torch.nn.Module, without importing torch."""
+    return any(f"{c.__module__}.{c.__qualname__}" == "torch.nn.modules.module.Module" for c in type(value).__mro__)
+
+
+def _compile_model(run: Any) -> Any:
+    """``run.compile()``; its fallback and check warnings are printed by the CLI itself, so they are not repeated."""
+    try:
+        with warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message=r".*had no tuning record and got a fallback schedule")
+            warnings.filterwarnings("ignore", message=r".*: outputs DO NOT match")
+            return run.compile()
+    except Exception as error:  # noqa: BLE001 - TVM raises built-in types; the CLI reports one line, exit 3
+        raise SearchFailed(f"compiling {run.config.get('model')} failed: {_error_line(error)}") from error
+
+
+def _export_model(compiled: Any, path: str, overwrite: bool) -> Any:
+    """``compiled.export``; a folder in the way is bad input (2), a library that differs on reload a failure (3)."""
+    try:
+        return compiled.export(path, overwrite=overwrite)
+    except FileExistsError as error:
+        raise UsageError(f"export: {error}") from error
+    except Exception as error:  # noqa: BLE001 - TVM raises built-in types; the CLI reports one line, exit 3
+        raise SearchFailed(f"export of {compiled.name} failed: {_error_line(error)}") from error
+
+
+def _measured_in(work_dir: str | None) -> int:
+    """Candidates measured in the model run folder ``work_dir`` so far (0 for a new folder)."""
+    try:
+        return 0 if work_dir is None else int(mx.open_model_run(work_dir).tasks["trials"].sum())
+    except ValueError:  # not a model run's folder (yet): tune_model says so if it cannot use it
+        return 0
+
+
+def _model_progress(run: Any, before: int) -> str:
+    p = run.progress
+    latency = (f"estimated model latency {p.estimated_latency_s * 1e3:.4f} ms" if p.estimated_latency_s is not None
+               else f"{p.tasks_verified}/{p.tasks} tasks with a verified schedule")
+    return f"{p.status}: {p.trials_done - before}/{p.trials_total} trials, {latency}, {p.elapsed_s:.0f} s"
+
+
+def _tune_model_summary(
+    factory: str, model: Any, run: Any, before: int, compiled: Any, exported: Any, interrupted: bool
+) -> dict[str, Any]:
+    progress = run.progress
+    return {
+        "model": model.name,
+        "factory": factory,
+        "source": model.source,
+        "inputs": [str(spec) for spec in model.inputs],
+        "work_dir": run.work_dir,
+        "status": run.status,
+        "interrupted": interrupted,
+        "trials": progress.trials_done - before,
+        "trials_budget": progress.trials_total,
+        "measured_in_folder": progress.trials_done,
+        "failures": progress.failures,  # in the work dir, over every session
+        "estimated_latency_s": progress.estimated_latency_s,
+        "elapsed_s": progress.elapsed_s,
+        "tasks": _rows(run.tasks),
+        "check": None if compiled is None else dataclasses.asdict(compiled.check),
+        "fallbacks": None if compiled is None else [dataclasses.asdict(f) for f in compiled.fallbacks],
+        "export": None if exported is None else str(os.path.abspath(exported.path)),
+        "error": run.error,
+    }
+
+
+def _print_tune_model_summary(summary: dict[str, Any], tasks: Any, out: TextIO) -> None:
+    latency = summary["estimated_latency_s"]
+    estimate = "no estimate (a task has no verified schedule)" if latency is None else f"{latency * 1e3:.4f} ms"
+    print(f"status: {summary['status']}, {summary['trials']}/{summary['trials_budget']} trials this session over "
+          f"{len(summary['tasks'])} tasks ({summary['measured_in_folder']} in the work dir, {summary['failures']} "
+          f"failed), {summary['elapsed_s']:.0f} s", file=out)
+    print(f"estimated model latency: {estimate}", file=out)
+    table = tasks.assign(best_latency_s=tasks["best_latency_s"] * 1e3, time_s=tasks["time_s"] * 1e3)
+    table = table.rename(columns={"best_latency_s": "best_latency_ms", "time_s": "time_ms"})
+    print(f"\n{table.to_string(index=False, float_format=lambda x: f'{x:.4g}', na_rep='-')}\n", file=out)
+    if summary["check"] is not None:
+        check = summary["check"]
+        verdict = "match" if check["ok"] else "DO NOT match"
+        print(f"check: outputs {verdict} {check['against']} (max abs error {check['max_abs_error']:.2e})", file=out)
+        fallbacks = summary["fallbacks"]
+        print("fallbacks: none, every task has a tuning record" if not fallbacks else
+              f"fallbacks: {len(fallbacks)} task(s) without a tuning record got a measured sample of their space:",
+              file=out)
+        for f in fallbacks:
+            cost = "unmeasured" if f["latency_s"] is None else f"{f['latency_s'] * 1e6:.1f} us x {f['weight']}"
+            print(f"  {f['task']}: {f['how']} ({cost})", file=out)
+    print(f"work dir: {summary['work_dir']}", file=out)
+    if summary["export"]:
+        print(f"exported: {summary['export']} (load: msexplore.load_model({summary['export']!r}))", file=out)
+
+
 # ---- show ----
 def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _bad_input():
@@ -517,9 +807,9 @@ def _no_valid_candidate(run: Any) -> str:
     return f"no valid candidate among the {len(run.events)} measured in {run.work_dir}{reason}"
 
 
-def _error_line(text: str | None) -> str:
-    """An error's useful line as the CLI prints it: one line, at most 300 characters."""
-    return error_line(text, default="no error text", limit=300)
+def _error_line(error: BaseException | str | None) -> str:
+    """An error's useful line as the CLI prints it: one line, at most 300 characters (an exception's with its type)."""
+    return error_line(error, default="no error text", with_type=True, limit=300)
 
 
 def _rows(frame: Any) -> list[dict[str, Any]]:
