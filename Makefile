@@ -62,7 +62,7 @@ $(TORCH_STAMP): pyproject.toml
 
 bench: $(STAMP) $(TORCH_STAMP)
 	$(VENV)/bin/python -m benchmarks sampling search
-	$(TORCH_VENV)/bin/python -m benchmarks kernels int8
+	$(TORCH_VENV)/bin/python -m benchmarks kernels int8 models
 
 clean:
 	rm -rf $(VENV) $(TORCH_VENV) build *.egg-info .pytest_cache

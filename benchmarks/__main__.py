@@ -12,6 +12,7 @@ SUITES = {
     "search": "benchmarks.search_speed",
     "kernels": "benchmarks.kernels",
     "int8": "benchmarks.int8",
+    "models": "benchmarks.models",
 }
 
 
@@ -20,8 +21,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("suites", nargs="*", choices=[*SUITES, []][:-1] or None, help=f"default: all of {list(SUITES)}")
     parser.add_argument("--quick", action="store_true", help="small shapes and budgets (a smoke run, not the figures)")
     parser.add_argument(
-        "--only", metavar="TEXT", help="kernels: only the cases whose label contains one of these comma-separated "
-        "texts, e.g. --only '1024,C2D' (written as <suite>-only-1024-C2D.json)",
+        "--only", metavar="TEXT", help="kernels, models: only the cases whose label contains one of these "
+        "comma-separated texts, e.g. --only '1024,C2D' (written as <suite>-only-1024-C2D.json)",
     )
     args = parser.parse_args(argv)
     from ._common import machine, write_results

@@ -200,6 +200,10 @@ class CompiledModel:
         )
         return ModelCheck(against, ok, abs_err, rel_err, rtol, atol)
 
+    def timer(self, *, number: int = 10, min_repeat_ms: int = 50) -> Any:
+        """TVM's time evaluator of one call: ``timer(*tvm_tensors).results[0]`` is seconds per call."""
+        return self._vm.time_evaluator("main", tvm.cpu(), number=number, repeat=1, min_repeat_ms=min_repeat_ms)
+
     def benchmark(self, *, repeat: int = 7, number: int | None = None, seed: int = 0) -> dict[str, Any]:
         """Median latency (seconds) over ``repeat`` rounds; beside PyTorch eager when the model came from torch.
 
@@ -207,7 +211,7 @@ class CompiledModel:
         """
         inputs = self.random_inputs(seed)
         tensors = [tvm.runtime.tensor(a) for a in inputs]
-        timer = self._vm.time_evaluator("main", tvm.cpu(), number=number or 10, repeat=1, min_repeat_ms=50)
+        timer = self.timer(number=number or 10)
         torch_call = None if self.model is None else self.model.torch_callable(inputs)
         ours, theirs = [], []
         for _ in range(repeat):

@@ -40,8 +40,9 @@ class ModelProgress:
     """Where a model run stands: trials against the budget, tasks with a verified schedule, estimated latency."""
 
     status: str
-    trials_done: int
-    trials_total: int
+    trials_done: int  # this session
+    trials_total: int  # this session's budget
+    measured_in_folder: int  # every session on the folder
     tasks: int
     tasks_verified: int
     failures: int
@@ -54,8 +55,9 @@ class ModelProgress:
             if self.estimated_latency_s is not None
             else f"{self.tasks_verified}/{self.tasks} tasks with a verified schedule"
         )
+        folder = "" if self.measured_in_folder == self.trials_done else f" ({self.measured_in_folder} in the folder)"
         return (
-            f"{self.status}: {self.trials_done}/{self.trials_total} trials over {self.tasks} tasks, "
+            f"{self.status}: {self.trials_done}/{self.trials_total} trials{folder} over {self.tasks} tasks, "
             f"{self.failures} failed, {latency}, {self.elapsed_s:.0f} s"
         )
 
@@ -129,10 +131,13 @@ class ModelRun:
         verified = int(tasks["best_latency_s"].notna().sum())
         estimate = float(tasks["time_s"].sum()) if verified == len(tasks) and len(tasks) else None
         end = self._ended_at or time.time()
+        measured = int(tasks["trials"].sum())
+        earlier = sum(int(n) for n in self.config.get("measured_before", {}).values())
         return ModelProgress(
             status=self.status,
-            trials_done=int(tasks["trials"].sum()),
+            trials_done=measured - earlier,
             trials_total=self.trials_total,
+            measured_in_folder=measured,
             tasks=len(tasks),
             tasks_verified=verified,
             failures=int(tasks["failures"].sum()),
@@ -238,36 +243,45 @@ class ModelRun:
         """The two passes of the module docstring (on the run's thread)."""
         from ..space import Space
 
-        run = self
-        spaces = {t.name: Space(t.workload, modules[t.name], target=model.target) for t in model.task_list}
+        names = [t.name for t in model.task_list]
+        workloads = {t.name: t.workload for t in model.task_list}
+        built: dict[str, Any] = {}
+
+        def space(name: str) -> Any:  # built when first searched: the first task starts without waiting for the rest
+            if name not in built:
+                built[name] = Space(workloads[name], modules[name], target=model.target)
+            return built[name]
+
         weights = {t.name: t.weight for t in model.task_list}
         used = 0
-        session_start = {name: len(r.events) for name, r in run.task_runs.items()}
+        session_start = {name: len(r.events) for name, r in self.task_runs.items()}
 
         def spent(name: str) -> int:
-            r = run.task_runs.get(name)
+            r = self.task_runs.get(name)
             return 0 if r is None else len(r.events) - session_start.get(name, 0)
 
         def best(name: str) -> float | None:
-            r = run.task_runs.get(name)
+            r = self.task_runs.get(name)
             found = None if r is None else r.best
             return None if found is None else found.latency_s
 
-        single = {name for name, space in spaces.items() if space.size() <= 1}
+        def single(name: str) -> bool:  # a space that holds one program: one trial says all
+            return space(name).size() <= 1
+
         for _ in range(FIRST_PASS_TRIES):
-            todo = [name for name in spaces if best(name) is None]
+            todo = [name for name in names if best(name) is None]
             for k, name in enumerate(todo):
                 if self._stop.is_set() or used >= trials:
                     return
                 share = max(1, (trials - used) // (len(todo) - k))
-                n = 1 if name in single else min(batch, share, trials - used)
+                n = 1 if single(name) else min(batch, share, trials - used)
                 before = spent(name)
-                self._search_task(name, spaces[name], n, options)
+                self._search_task(name, space(name), n, options)
                 used += spent(name) - before
-            if all(best(name) is not None for name in spaces):
+            if all(best(name) is not None for name in names):
                 break
         rest = trials - used
-        growing = {name: weights[name] * best(name) for name in spaces if name not in single and best(name) is not None}
+        growing = {name: weights[name] * best(name) for name in names if not single(name) and best(name) is not None}
         total = sum(growing.values())
         if rest <= 0 or not growing or total <= 0:
             return
@@ -280,7 +294,7 @@ class ModelRun:
             if self._stop.is_set():
                 return
             if plan[name] > 0:
-                self._search_task(name, spaces[name], plan[name], options)
+                self._search_task(name, space(name), plan[name], options)
 
     def compile(self, model: Model | None = None, *, check: bool = True) -> Any:
         """The model compiled with this run's best verified record per task (see ``compile_model``)."""
@@ -352,6 +366,8 @@ def tune_model(
         )
     config = {
         "model": model.name,
+        # records each task's folder held before this session: the session's own trials are counted from them
+        "measured_before": {name: len(folder.task_folder(name).history()) for name in names},
         "target": str(model.target),
         "tasks": tasks,
         "modules": [getattr(m, "name", m) for m in modules],

@@ -260,7 +260,9 @@ def test_killed_model_run_loses_no_record_and_resumes_without_remeasuring(model,
     resumed = mx.tune_model(model, trials=8, work_dir=work_dir, **SMALL).wait()
     assert resumed.status == "done", resumed.error
     new = sum(sum(e.session == r.session for e in r.events) for r in resumed.task_runs.values())
-    assert 1 <= new <= 8 and resumed.progress.trials_done == in_databases + new
+    assert 1 <= new <= 8 and resumed.progress.trials_done == new
+    assert resumed.progress.measured_in_folder == in_databases + new
+    assert f"{new}/8 trials ({in_databases + new} in the folder)" in str(resumed.progress)
     for name, task_run in resumed.task_runs.items():
         assert len(task_run.events) == len(RunFolder(task_run.work_dir).database_lines())
         traces = [json.dumps(e.trace) for e in task_run.events]
