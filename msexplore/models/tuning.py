@@ -80,12 +80,11 @@ class ModelRun:
         self.subscriber_errors: list[str] = []
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[str, list[TrialEvent]], Any]] = []
-        self._history: list[tuple[float, int, float | None]] = []  # (seconds, trials, estimated latency)
         self._stop = threading.Event()
         self._done = threading.Event()
         self._thread: threading.Thread | None = None
         self._current: SearchRun | None = None
-        self._started_at = time.time()
+        self._started_at = float(config.get("started_at", time.time()))
         self._ended_at: float | None = None
 
     # ---- reading ----
@@ -147,10 +146,28 @@ class ModelRun:
 
     @property
     def latency_history(self) -> pd.DataFrame:
-        """The estimated model latency after each measured batch: seconds since the start, trials, estimate."""
+        """The estimated model latency after each measured batch of any task, rebuilt from the tasks' events (so a
+        run opened from its folder has it too): seconds since this session started, trials measured in the folder,
+        and the estimate (NaN until every task has a verified candidate)."""
+        weights = self.weights()
         with self._lock:
-            rows = list(self._history)
-        return pd.DataFrame(rows, columns=["time_s", "trials", "estimated_latency_s"])
+            runs = dict(self.task_runs)
+        batches: dict[tuple, list] = {}
+        for name, run in runs.items():
+            for e in run.events:
+                batches.setdefault((name, e.session, e.batch if e.batch >= 0 else e.index), []).append(e)
+        best: dict[str, float] = {}
+        rows, trials = [], 0
+        for (name, _, _), events in sorted(batches.items(), key=lambda item: max(e.timestamp for e in item[1])):
+            trials += len(events)
+            for e in events:
+                if e.ok and (name not in best or e.latency_s < best[name]):
+                    best[name] = e.latency_s
+            estimate = sum(weights[n] * best[n] for n in weights) if set(best) >= set(weights) else None
+            rows.append((max(e.timestamp for e in events) - self._started_at, trials, estimate))
+        df = pd.DataFrame(rows, columns=["time_s", "trials", "estimated_latency_s"])
+        df["estimated_latency_s"] = df["estimated_latency_s"].astype(float)
+        return df
 
     # ---- control ----
     def subscribe(self, callback: Callable[[str, list[TrialEvent]], Any]) -> Callable[[], None]:
@@ -229,9 +246,7 @@ class ModelRun:
         return run.wait()
 
     def _on_batch(self, name: str, batch: list[TrialEvent]) -> None:
-        progress = self.progress
         with self._lock:
-            self._history.append((time.time() - self._started_at, progress.trials_done, progress.estimated_latency_s))
             subscribers = list(self._subscribers)
         for callback in subscribers:
             try:
@@ -377,6 +392,7 @@ def tune_model(
         "seed": seed,
         "sessions": int((previous or {}).get("sessions", 0)) + 1,
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
+        "started_at": time.time(),
     }
     folder.write_config(config)
     run = ModelRun(folder, config, model)

@@ -17,6 +17,7 @@ _WIDGETS = {
     "ModuleWorkbench": "module_workbench",
     "CostModelPanel": "cost_model_panel",
     "SearchDashboard": "dashboard",
+    "ModelDashboard": "model_dashboard",
     "ExportPanel": "export_panel",
 }
 

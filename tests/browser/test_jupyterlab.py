@@ -72,6 +72,31 @@ import tempfile
 run = mx.search(space, trials=64, batch_size=8, work_dir=tempfile.mkdtemp(prefix="msx-browser-"),
                 population_size=16, init_min_unmeasured=8)
 """
+# A whole model tuned with a tiny budget, the run as the cell's last line: the display hook shows its dashboard.
+MODEL_CELL = """\
+import tempfile
+import numpy as np
+from tvm.script import ir as I
+from tvm.script import relax as R
+
+
+@I.ir_module
+class MLP:
+    @R.function
+    def main(x: R.Tensor((1, 64), "float32"), w1: R.Tensor((64, 128), "float32"), w2: R.Tensor((128, 128), "float32")):
+        with R.dataflow():
+            h1 = R.nn.relu(R.matmul(x, w1))
+            h2 = R.nn.relu(R.matmul(h1, w2))
+            R.output(h2)
+        return h2
+
+
+rng = np.random.default_rng(0)
+weights = {name: rng.uniform(-1, 1, shape).astype("float32") for name, shape in (("w1", (64, 128)), ("w2", (128, 128)))}
+model_run = mx.tune_model(mx.Model.from_relax(MLP, weights, name="mlp"), trials=8, batch_size=4, population_size=16,
+                          init_min_unmeasured=4, work_dir=tempfile.mkdtemp(prefix="msx-browser-model-"))
+model_run
+"""
 # css class -> the cell that displays that widget
 WIDGET_CELLS = {
     "msx-code-view": "mx.ui.CodeView(samples[0].tir)",
@@ -139,7 +164,7 @@ WIDGET_SHOWS = {
 
 
 def notebook_cells() -> list[str]:
-    return [SETUP, PLOTLY_CELL, BUTTON_CELL, SPACE_CELL, SEARCH_CELL, *WIDGET_CELLS.values()]
+    return [SETUP, PLOTLY_CELL, BUTTON_CELL, SPACE_CELL, SEARCH_CELL, *WIDGET_CELLS.values(), MODEL_CELL]
 
 
 # ---- the browser and the server ----
@@ -420,3 +445,29 @@ def test_dashboard_draws_the_search_and_stop_stops_it(page):
     shown = _shown_when(dashboard, lambda s: (s["header"] or "").startswith("stopped"),
                         what="the header saying the search stopped", timeout_s=300)
     assert _enabled(shown, "Stop") is False and measured(shown) < 64, shown
+
+
+def test_model_run_displays_its_dashboard_with_the_tasks_and_the_estimate(page):
+    dashboard = page.locator(".msx-model-dashboard").first
+    dashboard.wait_for(state="attached", timeout=60_000)
+    dashboard.scroll_into_view_if_needed()
+    # the run ends: the header says done, the estimate is drawn (a point per batch once every task has one)
+    shown = _shown_when(dashboard, lambda s: (s["header"] or "").startswith("done") and s["points"] > 0,
+                        what="the model run's end in its dashboard", timeout_s=360)
+    assert re.search(r"trials\s*8/8", shown["header"]) and re.search(r"tasks verified\s*2/2", shown["header"]), shown
+    assert shown["plots"] == 1 and "Estimated model latency" in shown["text"]
+    tasks = dashboard.locator(".msx-model-tasks tbody tr")
+    assert tasks.count() == 2 and "fused_matmul_relu" in tasks.first.inner_text() + tasks.last.inner_text()
+    assert _enabled(shown, "Stop") is False and _enabled(shown, "Open") is True
+    # the widget is the cell's only output: no TVM log, printed table or warning
+    cell = page.locator(".jp-CodeCell", has=page.locator(".msx-model-dashboard"))
+    assert cell.locator(".jp-OutputArea-output").count() == 1, cell.locator(".jp-OutputArea").inner_text()
+    dashboard.screenshot(path=str(ARTIFACTS / "msx-model-dashboard.png"))
+    # a task opens its own search dashboard under the table
+    dashboard.locator("button", has_text="Open").first.click()
+    task = dashboard.locator(".msx-dashboard").first  # inside the model dashboard: the task's SearchDashboard
+    task.wait_for(state="visible", timeout=60_000)
+    shown = _shown_when(task, lambda s: (s["header"] or "").startswith("done") and s["points"] > 0,
+                        what="the opened task's search dashboard", timeout_s=60)
+    assert re.search(r"trials\s*[1-8]/[1-8]", shown["header"]), shown  # that task's share of the 8
+    dashboard.screenshot(path=str(ARTIFACTS / "msx-model-dashboard-task.png"))
