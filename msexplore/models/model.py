@@ -131,10 +131,12 @@ class Model:
         from tvm.s_tir import meta_schedule as ms
 
         extracted = ms.relax_integration.extract_tasks(self.prepared, self.target)
+        constants = _constant_arguments(self.prepared)
         tasks = []
         for task in extracted:
-            wl = dataclasses.replace(workload(task.dispatched[0]), name=str(task.task_name))
-            tasks.append(Task(name=str(task.task_name), weight=int(task.weight), workload=wl))
+            name = str(task.task_name)
+            wl = dataclasses.replace(workload(task.dispatched[0]), name=name, fixed_inputs=constants.get(name, {}))
+            tasks.append(Task(name=name, weight=int(task.weight), workload=wl))
         return tuple(tasks)
 
     @property
@@ -236,6 +238,29 @@ def prepare(mod: tvm.IRModule, target: Any) -> tvm.IRModule:
         raise ModelImportError(
             f"TVM could not legalize and fuse the model for {target.kind.name}: {error_line(err)}"
         ) from err
+
+
+def _constant_arguments(prepared: tvm.IRModule) -> dict[str, dict[int, np.ndarray]]:
+    """For each TIR function, the arguments the model passes it as constants at its first call (argument index ->
+    value): its workload runs on those, as in the model (a `take` task's index is one; random would be out of
+    bounds)."""
+    found: dict[str, dict[int, np.ndarray]] = {}
+
+    @relax.expr_functor.visitor
+    class _Calls(relax.PyExprVisitor):
+        def visit_call_(self, call: Any) -> None:
+            if getattr(call.op, "name", None) == "relax.call_tir" and call.args[0].name_hint not in found:
+                found[call.args[0].name_hint] = {
+                    k: arg.value.numpy()
+                    for k, arg in enumerate(call.args[1].fields)
+                    if isinstance(arg, tvm.ir.expr.Constant) and hasattr(arg.value, "numpy")
+                }
+            super().visit_call_(call)
+
+    for func in prepared.functions.values():
+        if isinstance(func, relax.Function):
+            _Calls().visit_expr(func)
+    return found
 
 
 def _spec(param: Any) -> TensorSpec:

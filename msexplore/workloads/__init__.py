@@ -9,6 +9,7 @@ workloads: global symbol ``main`` and ``tirx.noalias``, so ``Workload.mod`` matc
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -66,6 +67,9 @@ class Workload:
     args: tuple[TensorSpec, ...]
     outputs: tuple[int, ...]
     flop: float
+    # Inputs whose values are part of the program (argument index -> array), such as the constant index a model
+    # passes to its `take` task: random values there would read out of bounds. make_inputs uses them as they are.
+    fixed_inputs: dict[int, np.ndarray] = field(default_factory=dict, repr=False)
 
     @functools.cached_property
     def mod(self) -> tvm.IRModule:
@@ -81,10 +85,13 @@ class Workload:
         """One array per argument: inputs random (floats in [-1, 1), integers over their dtype's full
         range), outputs zero. The same seed gives the same arrays."""
         rng = np.random.default_rng(seed)
-        return [
+        arrays = [
             np.zeros(spec.shape, _numpy_dtype(spec.dtype)) if index in self.outputs else _random_array(rng, spec)
             for index, spec in enumerate(self.args)
         ]
+        for index, value in self.fixed_inputs.items():
+            arrays[index] = np.array(value, dtype=_numpy_dtype(self.args[index].dtype)).reshape(self.args[index].shape)
+        return arrays
 
     def reference(self, arrays: list[np.ndarray]) -> list[np.ndarray]:
         """The expected outputs (one array per index in ``outputs``) for the inputs in ``arrays``.
@@ -155,7 +162,10 @@ class Workload:
         with the function's TVMScript. ``Workload.from_json`` rebuilds an equal workload."""
         if self.is_named:
             return {"kind": "named", "name": self.name, "params": dict(self.params)}
-        return {"kind": "tvmscript", "name": self.name, "script": self.func.script()}
+        data = {"kind": "tvmscript", "name": self.name, "script": self.func.script()}
+        if self.fixed_inputs:
+            data["fixed_inputs"] = {str(k): np.asarray(v).tolist() for k, v in sorted(self.fixed_inputs.items())}
+        return data
 
     @staticmethod
     def from_json(data: dict[str, Any]) -> Workload:
@@ -165,7 +175,9 @@ class Workload:
             return workload(data["name"], **data["params"])
         if kind == "tvmscript":
             func = tvm.script.from_source(data["script"])
-            return _from_prim_func(_single_prim_func(func), name=data.get("name"))
+            loaded = _from_prim_func(_single_prim_func(func), name=data.get("name"))
+            fixed = {int(k): np.asarray(v) for k, v in data.get("fixed_inputs", {}).items()}
+            return dataclasses.replace(loaded, fixed_inputs=fixed) if fixed else loaded
         raise ValueError(f"workload JSON has kind {kind!r}; expected 'named' or 'tvmscript'")
 
     def __repr__(self) -> str:

@@ -138,3 +138,33 @@ def test_fast_math_takes_gelu_off_scalar_erf_within_tolerance():
         compiled = mx.compile_model(fast)
     assert compiled.check.ok, compiled.check
     np.testing.assert_allclose(compiled(x), want, rtol=1e-5, atol=1e-5)
+
+
+@I.ir_module
+class TakeLayer:
+    @R.function
+    def main(x: R.Tensor((3, 8, 16), "float32")):
+        with R.dataflow():
+            y = R.take(x, R.const(2, "int64"), axis=0)  # as self-attention splits q, k, v
+            R.output(y)
+        return y
+
+
+def test_a_constant_argument_of_a_task_is_fixed_in_its_workload():
+    """A task's index argument is a constant of the model: random int64 values there would read out of bounds
+    (and crash the process that computes the reference)."""
+    model = mx.Model.from_relax(TakeLayer, name="take")
+    (task,) = model.task_list
+    wl = task.workload
+    index = [k for k, spec in enumerate(wl.args) if spec.dtype == "int64"]
+    assert list(wl.fixed_inputs) == index and int(wl.fixed_inputs[index[0]]) == 2
+    arrays = wl.make_inputs(seed=5)
+    assert int(arrays[index[0]]) == 2
+    (got,) = wl.reference(arrays)
+    np.testing.assert_array_equal(got, arrays[0][2])
+    again = mx.Workload.from_json(wl.to_json())  # a run folder's run.json keeps it
+    assert {k: int(v) for k, v in again.fixed_inputs.items()} == {index[0]: 2}
+    with pytest.warns(UserWarning, match="fallback schedule"):
+        compiled = mx.compile_model(model)  # measures samples: the runner's check uses the fixed index too
+    x = np.random.default_rng(0).uniform(-1, 1, (3, 8, 16)).astype("float32")
+    np.testing.assert_array_equal(compiled(x), x[2])
