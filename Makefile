@@ -3,6 +3,10 @@
 PYTHON ?= python3
 VENV := .venv
 STAMP := $(VENV)/.installed
+# PyTorch's own environment (see its rule below). Defined up here: make expands a rule's prerequisites as it reads
+# them, so a variable defined further down would be empty in `test: ... $(TORCH_STAMP)`.
+TORCH_VENV := .venv-torch
+TORCH_STAMP := $(TORCH_VENV)/.installed
 
 .PHONY: lab test tour bench clean browser-deps notebooks
 
@@ -13,8 +17,12 @@ $(STAMP): pyproject.toml
 	touch $(STAMP)
 
 # Main job: JupyterLab on the guided notebooks (127.0.0.1, a fresh token in the printed URL, no browser opened).
-# Pass options through ARGS, e.g. `make lab ARGS="--port 8890"`.
-lab: $(STAMP)
+# Pass options through ARGS, e.g. `make lab ARGS="--port 8890"`. JupyterLab runs in .venv; notebook 08 (a whole
+# model from PyTorch) opens with the kernel "Python 3 (msexplore + PyTorch)": .venv-torch's Python, its kernelspec
+# installed into .venv's Jupyter data folder, where `msexplore lab` finds it (JUPYTER_PATH tells the installer so).
+lab: $(STAMP) $(TORCH_STAMP)
+	JUPYTER_PATH="$(abspath $(VENV))/share/jupyter" $(TORCH_VENV)/bin/python -m ipykernel install \
+		--prefix "$(abspath $(VENV))" --name msexplore-torch --display-name "Python 3 (msexplore + PyTorch)"
 	$(VENV)/bin/msexplore lab $(ARGS)
 
 # Each notebooks/NN_name.ipynb is paired with its py:percent source NN_name.py (jupytext). After an edit of either
@@ -51,9 +59,6 @@ browser-deps:
 # imports torch whenever it is installed, adding ~3 s and ~200 MB to every TVM process, builder and runner workers
 # included. There it serves the tests that import models from PyTorch (tests/pytorch_models) and the benchmarks that
 # compare with it; everything else runs torch-free, as most users run it.
-TORCH_VENV := .venv-torch
-TORCH_STAMP := $(TORCH_VENV)/.installed
-
 $(TORCH_STAMP): pyproject.toml
 	test -x $(TORCH_VENV)/bin/python || $(PYTHON) -m venv $(TORCH_VENV)
 	$(TORCH_VENV)/bin/python -m pip install --quiet --upgrade pip
