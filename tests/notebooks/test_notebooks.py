@@ -12,17 +12,13 @@ That the committed notebooks carry no outputs and match their py:percent sources
 from __future__ import annotations
 
 import ast
-import json
 import re
-import shutil
-import sys
-import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError
+from notebook_runner import CHATTER, output_text, shows_widget, tagged, this_interpreters_kernel
+from notebook_runner import execute as run_notebook
 
 REPO = Path(__file__).resolve().parents[2]
 NOTEBOOK_DIR = REPO / "notebooks"
@@ -47,68 +43,16 @@ SMALL_BUDGET = {
 }
 CELL_TIMEOUT_S = 600  # the first mx.Space of a kernel alone can take 90 s on a loaded 2-core machine
 KERNEL = "msexplore-test-venv"
-# What TVM prints during tuning when it is not silenced: logging lines, the statistics table, builder/runner logs.
-CHATTER = ("Total trials", "[INFO]", "LocalBuilder", "task_scheduler", "LocalRunner", "[DEBUG]")
-WIDGET_MIME = "application/vnd.jupyter.widget-view+json"
 
 
 @pytest.fixture(scope="session")
 def kernel_name(tmp_path_factory: pytest.TempPathFactory) -> str:
     """A kernelspec that runs ipykernel with this very interpreter (the project's venv), found first."""
-    root = tmp_path_factory.mktemp("jupyter-path")
-    spec = root / "kernels" / KERNEL
-    spec.mkdir(parents=True)
-    (spec / "kernel.json").write_text(json.dumps({
-        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
-        "display_name": "msexplore test (venv)",
-        "language": "python",
-    }))
-    mp = pytest.MonkeyPatch()
-    mp.setenv("JUPYTER_PATH", str(root))
-    yield KERNEL
-    mp.undo()
+    yield from this_interpreters_kernel(tmp_path_factory.mktemp("jupyter-path"), KERNEL)
 
 
 def execute(name: str, workdir: Path, kernel: str) -> tuple[nbformat.NotebookNode, float]:
-    """Run notebook ``name`` in ``workdir``; returns it with its outputs, and the wall time."""
-    shutil.copy(NOTEBOOK_DIR / name, workdir / name)
-    nb = nbformat.read(workdir / name, as_version=4)
-    client = NotebookClient(
-        nb, kernel_name=kernel, timeout=CELL_TIMEOUT_S, startup_timeout=180,
-        resources={"metadata": {"path": str(workdir)}}, allow_errors=False, record_timing=True,
-    )
-    start = time.perf_counter()
-    try:
-        client.execute()
-    except CellExecutionError as err:
-        nbformat.write(nb, workdir / name)  # keep what ran, for the failure report
-        pytest.fail(f"{name}: a cell raised (executed copy: {workdir / name})\n{err}", pytrace=False)
-    elapsed = time.perf_counter() - start
-    nbformat.write(nb, workdir / name)
-    return nb, elapsed
-
-
-def output_text(cell: nbformat.NotebookNode) -> str:
-    """Everything a reader sees of a code cell's outputs, as text (streams, plain text, HTML, errors)."""
-    parts = []
-    for out in cell.get("outputs", []):
-        if out.output_type == "stream":
-            parts.append(out.text)
-        elif out.output_type == "error":
-            parts.append("\n".join(out.traceback))
-        else:
-            for mime in ("text/plain", "text/html", "text/markdown"):
-                if mime in out.get("data", {}):
-                    parts.append(str(out.data[mime]))
-    return "\n".join(parts)
-
-
-def tagged(nb: nbformat.NotebookNode, tag: str) -> list[nbformat.NotebookNode]:
-    return [c for c in nb.cells if c.cell_type == "code" and tag in c.metadata.get("tags", [])]
-
-
-def shows_widget(cell: nbformat.NotebookNode) -> bool:
-    return any(WIDGET_MIME in out.get("data", {}) for out in cell.get("outputs", []))
+    return run_notebook(name, workdir, kernel, timeout_s=CELL_TIMEOUT_S)
 
 
 def slowest_cells(nb: nbformat.NotebookNode, n: int = 3) -> str:
