@@ -1,12 +1,11 @@
 """ModelDashboard: live progress of a whole model's tuning (header, estimated model latency, task table, drill-down).
 
-The live redraw works as in ``SearchDashboard``: the run calls ``_on_batch`` on its search thread with each measured
-batch of any task; it only marks the dashboard dirty and sets an event. A redraw thread waits for that event (or a
-one-second tick for the clock), then draws the run as it stands: the latency figure in place
+The live redraw is ``LiveDashboard``'s (``_live.py``), as in ``SearchDashboard``: the run calls ``_on_batch`` on its
+search thread with each measured batch of any task; it only marks the dashboard dirty and wakes the redraw thread,
+which draws the run as it stands, at most ``1 / min_interval_s`` times a second: the latency figure in place
 (``update_model_latency``: one message to the browser), the task table from ``run.tasks``, the header from
-``run.progress``. It then sleeps until ``min_interval_s`` has passed, so the batches that arrive meanwhile are drawn
-together. When the run has ended, the thread draws the final state and exits. Everything is read from the run, so a
-dashboard made for a running, finished or reopened (``mx.open_model_run``) run draws everything so far at once.
+``run.progress``. Everything is read from the run, so a dashboard made for a running, finished or reopened
+(``mx.open_model_run``) run draws everything so far at once.
 
 A task's row opens that task's own ``SearchDashboard`` below the table (``opened_task``). Each budget pass gives a
 task a new search session (a new ``SearchRun`` on the same folder); the opened dashboard follows it.
@@ -14,19 +13,16 @@ task a new search session (a new ``SearchRun`` on the same folder); the opened d
 
 from __future__ import annotations
 
-import threading
-import time
-import traceback
 from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from traitlets import Bool, Float, Int, List, TraitError, Unicode, validate
+from traitlets import Float, Int, List, TraitError, Unicode, validate
 
-from ..common import error_line
 from ..figures import plot_model_latency, update_model_latency
 from ..models.tuning import ModelProgress, ModelRun
-from ._html import error_box, esc, note
+from ._html import esc, note
+from ._live import LiveDashboard
 from ._model_dashboard_parts import model_header_html, task_rows, task_table_html
 from ._stylesheet import stylesheet
 from ._task_panel import guarded, row
@@ -34,11 +30,10 @@ from .dashboard import SearchDashboard
 
 __all__ = ["ModelDashboard"]
 
-_BAR_STYLE = {"done": "success", "stopped": "warning", "interrupted": "warning", "failed": "danger"}
 _XS = ("trials", "time")
 
 
-class ModelDashboard(widgets.VBox):
+class ModelDashboard(LiveDashboard):
     """Live view of a ``ModelRun``: status, trials, estimated model latency over trials, the tasks, Stop.
 
     Parameters
@@ -51,9 +46,7 @@ class ModelDashboard(widgets.VBox):
         The shortest time between two redraws; batches arriving meanwhile are drawn together.
     """
 
-    # The header's traits: the fields of the run's ``ModelProgress`` as last shown (``progress``).
-    status = Unicode("starting", help="the run's status as last shown: running, stopping, done, stopped, failed...")
-    status_text = Unicode("", help="the header as one line of text: str(run.progress)")
+    # The header's traits (with ``status``, ``status_text``): the fields of the run's ``ModelProgress`` as last shown.
     trials_done = Int(0, help="this session's measured trials, every task")
     trials_total = Int(0, help="this session's budget of trials")
     measured_in_folder = Int(0, help="measured trials of every session on the folder")
@@ -67,7 +60,9 @@ class ModelDashboard(widgets.VBox):
     batches_drawn = Int(0, help="points in the latency figure: one per measured batch")
     opened_task = Unicode("", help="the task whose search dashboard is shown under the table ('' for none)")
     redraw_count = Int(0, help="times the figure and the table were redrawn (coalesced batches)")
-    finished = Bool(False, help="the run has ended and its final state is drawn")
+
+    _thread_name = "msexplore-model-dashboard"
+    _run_noun = "model run"
 
     def __init__(self, run: ModelRun, *, x: str = "trials", min_interval_s: float = 0.25) -> None:
         if not isinstance(run, ModelRun):
@@ -76,29 +71,14 @@ class ModelDashboard(widgets.VBox):
             )
         if x not in _XS:
             raise ValueError(f"x must be one of {list(_XS)}, got {x!r}")
-        if not isinstance(min_interval_s, (int, float)) or isinstance(min_interval_s, bool) or min_interval_s <= 0:
-            raise ValueError(f"min_interval_s must be a positive number of seconds, got {min_interval_s!r}")
-        self.run = run
-        self.min_interval_s = float(min_interval_s)
-        self.tick_s = 1.0  # header refresh (clock) when no batch arrives
+        self._setup_live(
+            run, min_interval_s,
+            stop_tooltip="Stop after the batch being measured; no further task starts; every record is kept",
+        )
         self.progress: ModelProgress | None = None  # the run's progress as the header shows it
         self.task_dashboard: SearchDashboard | None = None  # the opened task's dashboard
-        self.error_log: list[str] = []  # every error the dashboard caught (also shown)
-        self._error_boxes: list[str] = []
         self._dirty = True  # a batch arrived since the last redraw (or nothing is drawn yet)
-        self._draw_lock = threading.RLock()
-        self._wake = threading.Event()
-        self._closed = False
-        self._thread: threading.Thread | None = None
-        self._unsubscribe: Any = None
 
-        self.header = widgets.HTML(layout=widgets.Layout(width="100%"))
-        self.progress_bar = widgets.IntProgress(min=0, max=1, value=0, layout=widgets.Layout(width="100%"))
-        self.stop_button = widgets.Button(
-            description="Stop", icon="stop", disabled=True,
-            tooltip="Stop after the batch being measured; no further task starts; every record is kept",
-        )
-        self.error_area = widgets.HTML()  # the run's error when it failed, and the dashboard's own errors
         self.figure = go.FigureWidget(plot_model_latency(run.latency_history.iloc[:0], x=x))
         self.figure_box = widgets.Box([self.figure])
         self.task_table = widgets.HTML()
@@ -124,64 +104,32 @@ class ModelDashboard(widgets.VBox):
         self.add_class("msx-dashboard")
         self.add_class("msx-model-dashboard")
 
-        self.stop_button.on_click(self._on_stop)
         self.open_button.on_click(self._on_open)
         self.close_button.on_click(self._on_close)
         self.observe(self._on_opened_task, names=["opened_task"])
 
-        self._unsubscribe = run.subscribe(self._on_batch)
-        if not run.ended:
-            self._flush()
-            self.stop_button.disabled = False
-            self._thread = threading.Thread(target=self._redraw_loop, name="msexplore-model-dashboard", daemon=True)
-            self._thread.start()
-        else:
-            self._finish()
+        self._go_live(run.subscribe(self._on_batch))
 
     # ---- the search thread's side: as short as possible ----
     def _on_batch(self, task: str, batch: list[Any]) -> None:
         self._dirty = True
         self._wake.set()
 
-    # ---- the redraw thread ----
-    def _redraw_loop(self) -> None:
-        last = 0.0
-        while not self._closed:
-            self._wake.wait(self.tick_s)
-            delay = self.min_interval_s - (time.monotonic() - last)
-            if delay > 0:  # coalesce: whatever arrives during the pause is drawn with this redraw
-                time.sleep(delay)
-            if self._closed:
-                return
-            self._wake.clear()
-            if self.run.ended:  # its last batch was published before it ended
-                self._finish()
-                return
-            self._flush()
-            last = time.monotonic()
+    # ---- the redraw thread's side (under the draw lock) ----
+    def _run_ended(self) -> bool:
+        return self.run.ended
 
-    def wait(self, timeout: float | None = None) -> bool:
-        """Block until the run ended and its final state is drawn; for scripts and tests, never in a handler."""
-        thread = self._thread
-        if thread is not None:
-            thread.join(timeout)
-        return self.finished
-
-    def _flush(self) -> None:
-        """Redraw if a batch arrived (or the last redraw failed), then the header; errors are shown, never raised."""
-        try:
-            with self._draw_lock:
-                if self._dirty:
-                    self._dirty = False
-                    try:
-                        self._draw()
-                    except Exception:
-                        self._dirty = True  # the next tick tries again
-                        raise
-                self._refresh_header()
-                self._follow_opened_task()
-        except Exception as err:  # noqa: BLE001 - the next batch redraws everything anyway
-            self._report_error("redraw", err, traceback.format_exc())
+    def _draw_update(self) -> None:
+        """Redraw if a batch arrived (or the last redraw failed), then the header and the opened task."""
+        if self._dirty:
+            self._dirty = False
+            try:
+                self._draw()
+            except Exception:
+                self._dirty = True  # the next tick tries again
+                raise
+        self._refresh_header()
+        self._follow_opened_task()
 
     def _draw(self) -> None:
         """The figure and the task table from the run as it stands."""
@@ -208,9 +156,7 @@ class ModelDashboard(widgets.VBox):
         self.elapsed_s = progress.elapsed_s
         self.status_text = str(progress)
         self.header.value = model_header_html(progress)
-        self.progress_bar.max = max(1, self.trials_total)
-        self.progress_bar.value = min(self.trials_done, self.progress_bar.max)
-        self.progress_bar.bar_style = _BAR_STYLE.get(self.status, "info" if self.status == "stopping" else "")
+        self._draw_progress_bar(self.trials_done, self.trials_total)
 
     def _follow_opened_task(self) -> None:
         """A task searched again gets a new session (a new ``SearchRun``): show that one."""
@@ -237,29 +183,7 @@ class ModelDashboard(widgets.VBox):
 
     def _finish(self) -> None:
         self._dirty = True  # the final state, whatever was drawn before
-        self._flush()
-        try:
-            with self._draw_lock:
-                self.stop_button.disabled = True
-                self.stop_button.description = "Stop"
-                if self.run.status == "failed":
-                    error = self.run.error or "the model run failed without an error message"
-                    self._show_error(error_box(f"The model run failed: {error_line(error, limit=160)}", error))
-                self.finished = True
-        except Exception as err:  # noqa: BLE001
-            self._report_error("final redraw", err, traceback.format_exc())
-        finally:
-            if self._unsubscribe is not None:
-                self._unsubscribe()
-
-    def _report_error(self, where: str, err: BaseException, trace: str) -> None:
-        self.error_log.append(trace)
-        self._show_error(error_box(f"Dashboard {where} failed: {error_line(err, with_type=True, limit=160)}", trace))
-
-    def _show_error(self, html: str) -> None:
-        """Add an error box; the last few stay (a redraw that keeps failing retries every second)."""
-        self._error_boxes = [*self._error_boxes[-4:], html]
-        self.error_area.value = "".join(self._error_boxes)
+        super()._finish()
 
     # ---- user events (main thread; quick) ----
     @validate("opened_task")
@@ -268,14 +192,6 @@ class ModelDashboard(widgets.VBox):
         if name and name not in self.run.task_names:
             raise TraitError(f"opened_task must be one of the model's tasks {self.run.task_names} or '', got {name!r}")
         return name
-
-    @guarded
-    def _on_stop(self, _button: Any) -> None:
-        self.stop_button.disabled = True
-        self.stop_button.description = "Stopping…"
-        self.run.stop(wait=False)
-        with self._draw_lock:  # a redraw may be under way (a few ms); the header then says "stopping"
-            self._refresh_header()
 
     @guarded
     def _on_open(self, _button: Any) -> None:
@@ -296,14 +212,7 @@ class ModelDashboard(widgets.VBox):
             self.close_button.disabled = not name
             self.task_table.value = task_table_html(self.task_rows, name)
 
-    def close(self) -> None:
-        """Stop listening to the run and close the widget (the run goes on)."""
-        self._closed = True
-        if hasattr(self, "_wake"):  # not when the constructor refused its arguments (Widget.__del__ closes)
-            self._wake.set()
-            if self._unsubscribe is not None:
-                self._unsubscribe()
-            if self.task_dashboard is not None:
-                self.task_dashboard.close()
-            self.figure.close()
-        super().close()
+    def _close_parts(self) -> None:
+        if self.task_dashboard is not None:
+            self.task_dashboard.close()
+        self.figure.close()
