@@ -10,11 +10,10 @@ export of a candidate) works on it, and a killed model run loses at most the bat
 
 from __future__ import annotations
 
-import json
 import os
 from typing import Any
 
-from ..search.folder import RunFolder
+from ..search.folder import RunFolder, read_json, write_json
 
 __all__ = ["ModelFolder", "MODEL_FILE", "STATUS_FILE"]
 
@@ -36,25 +35,19 @@ class ModelFolder:
         return RunFolder(os.path.join(self.path, TASKS_DIR, task))
 
     def read_config(self) -> dict[str, Any] | None:
-        if not os.path.exists(self._file(MODEL_FILE)):
-            return None
-        with open(self._file(MODEL_FILE), encoding="utf-8") as f:
-            return json.load(f)
+        return read_json(self._file(MODEL_FILE))
 
     def write_config(self, config: dict[str, Any]) -> None:
         os.makedirs(self.path, exist_ok=True)
-        _write_json(self._file(MODEL_FILE), {"format": FORMAT, "version": VERSION, **config})
+        write_json(self._file(MODEL_FILE), {"format": FORMAT, "version": VERSION, **config})
         if os.path.exists(self._file(STATUS_FILE)):
             os.remove(self._file(STATUS_FILE))
 
     def read_status(self) -> dict[str, Any] | None:
-        if not os.path.exists(self._file(STATUS_FILE)):
-            return None
-        with open(self._file(STATUS_FILE), encoding="utf-8") as f:
-            return json.load(f)
+        return read_json(self._file(STATUS_FILE))
 
     def write_status(self, *, status: str, error: str | None, ended: float) -> None:
-        _write_json(self._file(STATUS_FILE), {"status": status, "error": error, "ended": ended})
+        write_json(self._file(STATUS_FILE), {"status": status, "error": error, "ended": ended})
 
     def task_folders(self) -> list[RunFolder]:
         """The search folder of every task searched so far (this model's, or an earlier model's in this folder)."""
@@ -64,9 +57,3 @@ class ModelFolder:
         folders = [RunFolder(os.path.join(tasks, name)) for name in sorted(os.listdir(tasks))]
         return [folder for folder in folders if folder.is_run()]
 
-
-def _write_json(path: str, data: Any) -> None:
-    tmp = path + ".tmp"
-    with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=1)
-    os.replace(tmp, path)

@@ -16,15 +16,14 @@ from __future__ import annotations
 import dataclasses
 import datetime as _dt
 import os
-import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
 from ..common import check_positive_int
+from ..search.background import BackgroundRun
 from ..search.events import TrialEvent
 from ..search.run import SearchRun
 from .folder import ModelFolder
@@ -62,30 +61,22 @@ class ModelProgress:
         )
 
 
-class ModelRun:
+class ModelRun(BackgroundRun):
     """The tuning of a model's tasks, running or finished; ``task_runs`` holds one ``SearchRun`` per task searched.
 
     Made by ``mx.tune_model`` (which starts it) or ``mx.open_model_run`` (which reads a folder).
     """
 
     def __init__(self, folder: ModelFolder, config: dict[str, Any], model: Model | None = None) -> None:
+        super().__init__()
         self.folder = folder
         self.work_dir = folder.path
         self.config = config
         self.model = model
-        self.status = "starting"
-        self.error: str | None = None
         self.trials_total = int(config.get("trials", 0))
         self.task_runs: dict[str, SearchRun] = {}
-        self.subscriber_errors: list[str] = []
-        self._lock = threading.Lock()
-        self._subscribers: list[Callable[[str, list[TrialEvent]], Any]] = []
-        self._stop = threading.Event()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
         self._current: SearchRun | None = None
         self._started_at = float(config.get("started_at", time.time()))
-        self._ended_at: float | None = None
 
     # ---- reading ----
     @property
@@ -172,23 +163,11 @@ class ModelRun:
     # ---- control ----
     def subscribe(self, callback: Callable[[str, list[TrialEvent]], Any]) -> Callable[[], None]:
         """Call ``callback(task_name, batch)`` with each measured batch of any task, on the search thread."""
-        if not callable(callback):
-            raise TypeError(f"subscribe expects a callable (task name, events), got {type(callback).__name__}")
-        with self._lock:
-            self._subscribers.append(callback)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        return self._add_subscriber(callback, "(task name, events)")
 
     def stop(self, *, wait: bool = True, timeout: float | None = None) -> ModelProgress:
         """Stop after the batch being measured; no further task is started. Every measured record is kept."""
-        if self.status in ("running", "starting"):
-            self.status = "stopping"
-        self._stop.set()
+        self._request_stop()
         current = self._current
         if current is not None:
             current.stop(wait=False)
@@ -196,42 +175,19 @@ class ModelRun:
             self.wait(timeout)
         return self.progress
 
-    def wait(self, timeout: float | None = None) -> ModelRun:
-        if self._thread is not None and self._done.wait(timeout):
-            self._thread.join(5)
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def ended(self) -> bool:
-        return self._done.is_set()
-
     # ---- the tuning thread ----
     def _start(self, plan: Callable[[ModelRun], None]) -> ModelRun:
-        self.status = "running"
-        self._thread = threading.Thread(target=self._session, args=(plan,), name="msexplore-model", daemon=True)
-        self._thread.start()
-        return self
-
-    def _session(self, plan: Callable[[ModelRun], None]) -> None:
-        try:
+        def tune() -> None:
             plan(self)
             failed = [name for name, run in self.task_runs.items() if run.status == "failed"]
             if failed:
                 raise RuntimeError(f"the search of task(s) {failed} failed: {self.task_runs[failed[0]].error}")
-            self.status = "stopped" if self._stop.is_set() else "done"
-        except BaseException as err:  # noqa: BLE001 - the thread must record why it ended
-            self.status = "failed"
-            self.error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
-        finally:
-            self._ended_at = time.time()
-            try:
-                self.folder.write_status(status=self.status, error=self.error, ended=self._ended_at)
-            finally:
-                self._done.set()
+
+        self._launch(tune, "msexplore-model")
+        return self
+
+    def _write_status(self) -> None:
+        self.folder.write_status(status=self.status, error=self.error, ended=self._ended_at)
 
     def _search_task(self, name: str, space: Any, trials: int, options: dict[str, Any]) -> SearchRun:
         from ..search.driver import search
@@ -241,18 +197,14 @@ class ModelRun:
             self.task_runs[name] = run
         self._current = run
         run.subscribe(lambda batch: self._on_batch(name, batch))
-        if self._stop.is_set():
+        if self._stop_requested.is_set():
             run.stop(wait=False)
         return run.wait()
 
     def _on_batch(self, name: str, batch: list[TrialEvent]) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
-        for callback in subscribers:
-            try:
-                callback(name, list(batch))
-            except Exception:  # noqa: BLE001 - a subscriber's bug must not end the tuning
-                self.subscriber_errors.append(traceback.format_exc())
+        self._notify(subscribers, name, batch=batch)
 
     def _spend(self, model: Model, modules: dict[str, Any], trials: int, batch: int, options: dict) -> None:
         """The two passes of the module docstring (on the run's thread)."""
@@ -286,7 +238,7 @@ class ModelRun:
         for _ in range(FIRST_PASS_TRIES):
             todo = [name for name in names if best(name) is None]
             for k, name in enumerate(todo):
-                if self._stop.is_set() or used >= trials:
+                if self._stop_requested.is_set() or used >= trials:
                     return
                 share = max(1, (trials - used) // (len(todo) - k))
                 n = 1 if single(name) else min(batch, share, trials - used)
@@ -306,7 +258,7 @@ class ModelRun:
                 break
             plan[name] += 1
         for name in sorted(plan, key=lambda n: -plan[n]):
-            if self._stop.is_set():
+            if self._stop_requested.is_set():
                 return
             if plan[name] > 0:
                 self._search_task(name, space(name), plan[name], options)
@@ -416,10 +368,10 @@ def open_model_run(work_dir: str | os.PathLike, model: Model | None = None) -> M
         if task_folder.is_run():
             run.task_runs[name] = SearchRun.open(task_folder.path)
     status = folder.read_status()
-    run.status = "interrupted" if status is None else status["status"]
-    run.error = None if status is None else status.get("error")
-    run._ended_at = None if status is None else status.get("ended")
-    run._done.set()
+    if status is None:
+        run._set_ended("interrupted", None, None)
+    else:
+        run._set_ended(status["status"], status.get("error"), status.get("ended"))
     return run
 
 

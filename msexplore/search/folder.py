@@ -24,7 +24,9 @@ import numpy as np
 
 from .events import EventLog, TrialEvent
 
-__all__ = ["RunFolder", "RUN_FILE", "STATUS_FILE", "EVENTS_FILE", "RECORDS_FILE", "WORKLOADS_FILE"]
+__all__ = [
+    "RunFolder", "RUN_FILE", "STATUS_FILE", "EVENTS_FILE", "RECORDS_FILE", "WORKLOADS_FILE", "read_json", "write_json",
+]
 
 RUN_FILE, STATUS_FILE, EVENTS_FILE = "run.json", "status.json", "events.jsonl"
 RECORDS_FILE = "database_tuning_record.json"
@@ -49,27 +51,21 @@ class RunFolder:
 
     def read_config(self) -> dict[str, Any] | None:
         """``run.json``, or ``None`` when the folder holds no run yet."""
-        if not self.is_run():
-            return None
-        with open(self._file(RUN_FILE), encoding="utf-8") as f:
-            return json.load(f)
+        return read_json(self._file(RUN_FILE))
 
     def write_config(self, config: dict[str, Any]) -> None:
         """Write ``run.json`` for a new session; the previous session's status no longer describes the folder."""
-        _write_json(self._file(RUN_FILE), {"format": CONFIG_FORMAT, "version": CONFIG_VERSION, **config})
+        write_json(self._file(RUN_FILE), {"format": CONFIG_FORMAT, "version": CONFIG_VERSION, **config})
         if os.path.exists(self._file(STATUS_FILE)):
             os.remove(self._file(STATUS_FILE))
 
     def read_status(self) -> dict[str, Any] | None:
         """How the last session ended (``status``, ``error``, ``ended``), or ``None`` if it never said."""
-        if not os.path.exists(self._file(STATUS_FILE)):
-            return None
-        with open(self._file(STATUS_FILE), encoding="utf-8") as f:
-            return json.load(f)
+        return read_json(self._file(STATUS_FILE))
 
     def write_status(self, *, status: str, error: str | None, session: int, ended: float | None, measured: int) -> None:
         data = {"status": status, "error": error, "session": session, "ended": ended, "measured": measured}
-        _write_json(self._file(STATUS_FILE), data)
+        write_json(self._file(STATUS_FILE), data)
 
     def last_change(self) -> float | None:
         """When the event log was last written (a killed run's end), or ``None`` if it has none."""
@@ -140,7 +136,16 @@ class RunFolder:
         return events
 
 
-def _write_json(path: str, data: Any) -> None:
+def read_json(path: str) -> Any:
+    """The JSON file ``path`` (a run's or a model run's config or status), or ``None`` when there is none."""
+    if not os.path.exists(path):
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def write_json(path: str, data: Any) -> None:
+    """Write ``data`` to ``path`` as JSON, atomically: a reader sees the old file or the new one, never half."""
     _write_text(path, json.dumps(data, indent=1))
 
 

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 import threading
 import time
-import traceback
 from collections.abc import Callable, Sequence
 from typing import Any
 
 import pandas as pd
 
+from .background import BackgroundRun
 from .events import TrialEvent, events_frame
 from .folder import RunFolder
 
 __all__ = ["SearchRun", "Progress", "BatchRecorder", "SearchTimings", "open_run"]
-
-log = logging.getLogger("msexplore.search")
 
 STATUSES = ("starting", "running", "stopping", "done", "stopped", "failed", "interrupted")
 
@@ -92,12 +89,14 @@ class BatchRecorder:
         self.batches += 1
 
 
-class SearchRun:
+class SearchRun(BackgroundRun):
     """A search over a space, running or finished, with its history in ``work_dir``.
 
     Made by ``mx.search`` (which ``start``s it) or ``SearchRun.open`` / ``mx.open_run`` (which read a folder).
     Events are appended a whole batch at a time, so readers on other threads never see half a batch.
     """
+
+    _subscriber_warning = "subscriber %r raised; the search goes on:\n%s"
 
     def __init__(
         self,
@@ -109,25 +108,17 @@ class SearchRun:
         history: Sequence[TrialEvent] = (),
         cost_model: Any = None,
     ) -> None:
+        super().__init__()
         self.folder = RunFolder(work_dir)
         self.work_dir = self.folder.path
         self.config = config
         self.space = space
         self.session = session
         self.cost_model = cost_model
-        self.status = "starting"
-        self.error: str | None = None
         self.trials_total = int(config.get("trials", 0))
-        self.subscriber_errors: list[str] = []
         self._events: list[TrialEvent] = list(history)
-        self._lock = threading.Lock()
-        self._subscribers: list[Callable[[list[TrialEvent]], Any]] = []
-        self._stop_requested = threading.Event()
-        self._done = threading.Event()
-        self._thread: threading.Thread | None = None
         self._recorder: BatchRecorder | None = None
         self._started_at = time.time()
-        self._ended_at: float | None = None
         self._workload: Any = None
 
     @classmethod
@@ -147,13 +138,11 @@ class SearchRun:
         run = cls(folder.path, config=config, space=space, session=int(config.get("sessions", 1)) - 1, history=events)
         status = folder.read_status()
         if status is not None:
-            run.status, run.error, run._ended_at = status["status"], status.get("error"), status.get("ended")
-        else:
-            run.status = "interrupted"  # the process ended without writing its status: killed or crashed
-            run._ended_at = (folder.last_change() if events else None) or time.time()
+            run._set_ended(status["status"], status.get("error"), status.get("ended"))
+        else:  # the process ended without writing its status: killed or crashed
+            run._set_ended("interrupted", None, (folder.last_change() if events else None) or time.time())
         mine = [e for e in events if e.session == run.session]
         run._started_at = (run._ended_at or time.time()) - max((e.time_s for e in mine), default=0.0)
-        run._done.set()
         return run
 
     # ---- reading ----
@@ -234,51 +223,18 @@ class SearchRun:
         An exception in the callback is logged and kept in ``subscriber_errors``; the search goes on.
         With ``replay=True`` the callback first gets every event so far as one batch.
         """
-        if not callable(callback):
-            raise TypeError(f"subscribe expects a callable taking a list of TrialEvents, got {type(callback).__name__}")
-        with self._lock:
-            self._subscribers.append(callback)
-            history = list(self._events)
-        if replay and history:
-            self._notify(callback, history)
-
-        def unsubscribe() -> None:
-            with self._lock:
-                if callback in self._subscribers:
-                    self._subscribers.remove(callback)
-
-        return unsubscribe
+        history = (lambda: self._events) if replay else None
+        return self._add_subscriber(callback, "taking a list of TrialEvents", history)
 
     def stop(self, *, wait: bool = True, timeout: float | None = None) -> Progress:
         """Ask the search to stop after the batch being measured (TVM may measure one it already scheduled).
 
         Every measured record is kept. With ``wait=True`` returns once the search thread has ended.
         """
-        if self.status in ("running", "starting"):
-            self.status = "stopping"
-        self._stop_requested.set()
+        self._request_stop()
         if wait:
             self.wait(timeout)
         return self.progress
-
-    def wait(self, timeout: float | None = None) -> SearchRun:
-        """Block until the search ends (or ``timeout`` seconds pass); re-raises nothing, see ``status``/``error``."""
-        if self._thread is not None:
-            # Event.wait first: a KeyboardInterrupt inside Thread.join (Python 3.11) leaves the thread marked
-            # finished while it still runs. The join then lets the thread finish tearing down TVM objects, so
-            # a process that exits right after wait() does not abort.
-            if self._done.wait(timeout):
-                self._thread.join(5)
-        return self
-
-    @property
-    def running(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
-
-    @property
-    def ended(self) -> bool:
-        """True once the search thread has finished (always, for a run opened from its folder)."""
-        return self._done.is_set()
 
     # ---- the search thread ----
     def start(self, work: Callable[[BatchRecorder], Any], *, name: str | None = None) -> SearchRun:
@@ -292,34 +248,16 @@ class SearchRun:
             raise TypeError(f"start expects a callable taking a BatchRecorder, got {type(work).__name__}")
         if self._thread is not None or self._done.is_set():
             raise RuntimeError(f"this run has already {'started' if self._thread else 'ended'}; start a new mx.search")
-        self._recorder = BatchRecorder(self, self._record_batch, self._stop_requested)
-        self.status = "running"
-        self._thread = threading.Thread(
-            target=self._session,
-            args=(work, self._recorder),
-            name=name or f"msexplore-search-{os.path.basename(self.work_dir)}",
-            daemon=True,
-        )
-        self._thread.start()
+        recorder = self._recorder = BatchRecorder(self, self._record_batch, self._stop_requested)
+        self._launch(lambda: work(recorder), name or f"msexplore-search-{os.path.basename(self.work_dir)}")
         return self
 
-    def _session(self, work: Callable[[BatchRecorder], Any], recorder: BatchRecorder) -> None:
-        try:
-            work(recorder)
-            self.status = "stopped" if self._stop_requested.is_set() else "done"
-        except BaseException as err:  # noqa: BLE001 - the thread must record why it ended
-            self.status = "failed"
-            self.error = f"{type(err).__name__}: {err}\n{traceback.format_exc()}"
-        finally:
-            self._ended_at = time.time()
-            try:
-                with self._lock:
-                    measured = len(self._events)
-                self.folder.write_status(
-                    status=self.status, error=self.error, session=self.session, ended=self._ended_at, measured=measured
-                )
-            finally:
-                self._done.set()
+    def _write_status(self) -> None:
+        with self._lock:
+            measured = len(self._events)
+        self.folder.write_status(
+            status=self.status, error=self.error, session=self.session, ended=self._ended_at, measured=measured
+        )
 
     def _record_batch(self, events: Sequence[TrialEvent]) -> None:
         events = list(events)
@@ -327,16 +265,7 @@ class SearchRun:
         with self._lock:
             self._events.extend(events)
             subscribers = list(self._subscribers)
-        for callback in subscribers:
-            self._notify(callback, events)
-
-    def _notify(self, callback: Callable[[list[TrialEvent]], Any], events: list[TrialEvent]) -> None:
-        try:
-            callback(list(events))
-        except Exception:  # noqa: BLE001 - a subscriber's bug must not end the search
-            text = traceback.format_exc()
-            self.subscriber_errors.append(text)
-            log.warning("subscriber %r raised; the search goes on:\n%s", callback, text)
+        self._notify(subscribers, batch=events)
 
     # ---- display ----
     def __repr__(self) -> str:
