@@ -260,8 +260,11 @@ class ModelRun(BackgroundRun):
         for name in sorted(plan, key=lambda n: -plan[n]):
             if self._stop_requested.is_set():
                 return
-            if plan[name] > 0:
-                self._search_task(name, space(name), plan[name], options)
+            n = min(plan[name], trials - used)  # what is left, should a search have measured less or more
+            if n > 0:
+                before = spent(name)
+                self._search_task(name, space(name), n, options)
+                used += spent(name) - before
 
     def compile(self, model: Model | None = None, *, check: bool = True) -> Any:
         """The model compiled with this run's best verified record per task (see ``compile_model``)."""

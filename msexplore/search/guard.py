@@ -1,9 +1,11 @@
-"""A search-strategy wrapper (TVM's ``PySearchStrategy`` hook) for two things TVM does not do by itself.
+"""A search-strategy wrapper (TVM's ``PySearchStrategy`` hook) for three things TVM does not do by itself.
 
 - **Re-measure nothing.** TVM's evolutionary search avoids measuring a program twice within one call, but a
   second call on the same database happily measures programs already in it. Candidates whose program is
   already in the run's database (or was measured earlier in this session) are dropped before building.
 - **Cooperative stop.** Once ``stop()`` is asked, no new batch is generated.
+- **The budget is the budget.** No more candidates than the session's trials are handed out (with programs dropped
+  as already measured, TVM's own count drifted and a 6-trial search of batches of 4 measured 8).
 """
 
 from __future__ import annotations
@@ -27,6 +29,8 @@ class GuardedStrategy(PySearchStrategy):
         self.stop_requested = stop_requested
         self.seen: set[int] = set()
         self.skipped = 0
+        self.budget = 0  # this session's trials (set in pre_tuning)
+        self.handed_out = 0
 
     def _initialize_with_tune_context(self, context: Any) -> None:
         self.inner._initialize_with_tune_context(context)
@@ -40,6 +44,7 @@ class GuardedStrategy(PySearchStrategy):
         cost_model: Any = None,
     ) -> None:
         self.inner.pre_tuning(max_trials, num_trials_per_iter, design_spaces, database, cost_model)
+        self.budget = int(max_trials)
         if database is not None:
             for record in database.get_all_tuning_records():
                 try:
@@ -52,7 +57,7 @@ class GuardedStrategy(PySearchStrategy):
 
     def generate_measure_candidates(self) -> Any:
         for _ in range(MAX_EMPTY_ROUNDS):
-            if self.stop_requested():
+            if self.stop_requested() or self.handed_out >= self.budget:
                 return None
             candidates = self.inner.generate_measure_candidates()
             if candidates is None:
@@ -65,7 +70,9 @@ class GuardedStrategy(PySearchStrategy):
                     continue
                 self.seen.add(key)
                 fresh.append(cand)
+            fresh = fresh[: max(0, self.budget - self.handed_out)]  # never more than the session's trials
             if fresh:
+                self.handed_out += len(fresh)
                 return fresh
             self.inner.notify_runner_results([], [])
         return None  # only already-measured programs came out, round after round: the space is exhausted

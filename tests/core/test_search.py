@@ -161,6 +161,15 @@ def test_resume_continues_without_remeasuring(space, tmp_path):
     assert len(RunFolder(work_dir).database_lines()) == 16
 
 
+def test_a_search_measures_no_more_than_its_trials(space, tmp_path):
+    """Batches of 4 for 6 trials, twice on one folder (the second session drops programs already measured)."""
+    first = mx.search(space, trials=6, batch_size=4, work_dir=tmp_path / "budget", **SMALL).wait()
+    second = mx.search(space, trials=6, batch_size=4, work_dir=tmp_path / "budget", **SMALL).wait()
+    assert first.status == second.status == "done", (first.error, second.error)
+    assert len(first.events) <= 6 and 1 <= len(second.events) - len(first.events) <= 6
+    assert len(RunFolder(tmp_path / "budget").database_lines()) == len(second.events)
+
+
 def test_stop_returns_within_a_batch_and_keeps_records(space, tmp_path):
     first_batch = threading.Event()
     run = mx.search(space, trials=200, batch_size=8, work_dir=tmp_path / "stop", **SMALL)
