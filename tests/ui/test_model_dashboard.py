@@ -190,12 +190,23 @@ def test_a_failed_run_and_a_failing_redraw_are_shown(watched, tmp_path):
 
 def test_stop_ends_a_longer_run_as_stopped(model, tmp_path):
     run = mx.tune_model(model, trials=400, work_dir=tmp_path / "long", **SMALL)
+    try:
+        _stop_from_the_dashboard(run)
+    finally:  # a run left going would abort the interpreter at exit
+        run.stop(timeout=RUN_TIMEOUT_S)
+
+
+def _stop_from_the_dashboard(run):
     dashboard = ModelDashboard(run)
     deadline = time.monotonic() + RUN_TIMEOUT_S
     while dashboard.trials_done == 0 and run.running and time.monotonic() < deadline:
         time.sleep(0.05)
     assert dashboard.status == "running" and dashboard.trials_done > 0, "a batch is drawn while it runs"
-    searching = next(name for name, task_run in run.task_runs.items() if task_run.running)
+    searching = None  # between two task searches none runs: wait for the next one
+    while searching is None and run.running and time.monotonic() < deadline:
+        searching = next((name for name, task_run in run.task_runs.items() if task_run.running), None)
+        time.sleep(0.02)
+    assert searching is not None, "no task search started after the first batch"
     dashboard.opened_task = searching  # its live search dashboard, under the table
     assert dashboard.task_dashboard.run is run.task_runs[searching]
     dashboard.stop_button.click()
