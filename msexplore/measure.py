@@ -29,6 +29,7 @@ from tvm.s_tir.meta_schedule.runner.utils import run_evaluator_common
 
 from msexplore.common import check_int_in_range, error_line
 from msexplore.target import TargetLike, resolve_target
+from msexplore.workers import Workers
 from msexplore.workloads import Comparison, Workload
 
 __all__ = [
@@ -69,8 +70,13 @@ def fast_build(mod: tvm.IRModule, target: tvm.target.Target, _params: Any) -> tv
     return tvm.tirx.build(mod, target)
 
 
-def make_builder(*, max_workers: int | None = None, timeout_sec: float = 60) -> ms.builder.LocalBuilder:
-    """A ``LocalBuilder`` that builds with ``fast_build`` (``max_workers=None``: one per core)."""
+def make_builder(
+    *, max_workers: int | None = None, timeout_sec: float = 60, workers: Workers | None = None
+) -> ms.builder.Builder:
+    """A builder that builds with ``fast_build``: in ``workers`` when given, else a ``LocalBuilder`` (fresh
+    processes per batch; ``max_workers=None``: one per core)."""
+    if workers is not None:
+        return workers.builder(fast_build)
     return ms.builder.LocalBuilder(max_workers=max_workers, timeout_sec=timeout_sec, f_build=fast_build)
 
 
@@ -244,6 +250,7 @@ def make_runner(
     timeout_sec: float = 60,
     check: bool = True,
     seed: int = 0,
+    workers: Workers | None = None,
 ) -> ms.runner.Runner:
     """A MetaSchedule runner whose every measurement also checks the kernel's outputs.
 
@@ -262,6 +269,9 @@ def make_runner(
         Per-candidate limit of the local runner. With ``rpc`` the limit is ``rpc.session_timeout_sec``.
     check
         False: TVM's default hooks (random inputs, no comparison).
+    workers
+        Measure in these ``Workers``' runner process (kept across searches) instead of a new ``LocalRunner``'s;
+        their ``run_timeout_s`` is then the limit. Ignored with ``rpc``.
     """
     evaluator = SEARCH_EVALUATOR if evaluator is None else evaluator
     _check_options(evaluator, rpc)
@@ -282,6 +292,8 @@ def make_runner(
                 f_alloc_argument=functools.partial(_alloc_reference_args_rpc, reference),
                 f_run_evaluator=functools.partial(_check_then_time_rpc, reference),
             )
+    if rpc is None and workers is not None:
+        return workers.runner(evaluator, **hooks)
     if rpc is None:
         return ms.runner.LocalRunner(timeout_sec=timeout_sec, evaluator_config=evaluator, **hooks)
     return ms.runner.RPCRunner(rpc_config=rpc.to_config(), evaluator_config=evaluator, max_workers=1, **hooks)
@@ -361,33 +373,31 @@ def measure(
     if not mods:
         return []
     builder_inputs = [ms.builder.BuilderInput(mod, target) for mod in mods]
-    builder_results = list(make_builder(timeout_sec=timeout_sec).build(builder_inputs))
-    built = [index for index, result in enumerate(builder_results) if result.error_msg is None]
-    runner_results: list[Any] = [None] * len(builder_results)
-    try:
-        if built:
-            with tempfile.TemporaryDirectory(prefix="msexplore-check-") as check_dir:
-                runner = make_runner(
-                    workload,
-                    check_dir=check_dir,
-                    rpc=rpc,
-                    evaluator=evaluator,
-                    timeout_sec=timeout_sec,
-                    check=check,
-                )
-                args_info = ms.arg_info.ArgInfo.from_prim_func(workload.func)
-                try:
+    cores = min(len(mods), os.cpu_count() or 1)
+    with Workers(cores, build_timeout_s=timeout_sec, run_timeout_s=timeout_sec) as workers:
+        builder_results = list(make_builder(workers=workers).build(builder_inputs))
+        built = [index for index, result in enumerate(builder_results) if result.error_msg is None]
+        runner_results: list[Any] = [None] * len(builder_results)
+        try:
+            if built:
+                with tempfile.TemporaryDirectory(prefix="msexplore-check-") as check_dir:
+                    runner = make_runner(
+                        workload, check_dir=check_dir, rpc=rpc, evaluator=evaluator, check=check, workers=workers
+                    )
+                    args_info = ms.arg_info.ArgInfo.from_prim_func(workload.func)
                     inputs = [
                         ms.runner.RunnerInput(builder_results[index].artifact_path, "cpu", args_info)
                         for index in built
                     ]
-                    for index, future in zip(built, runner.run(inputs)):
-                        runner_results[index] = future.result()
-                finally:
-                    runner.pool.shutdown()
-    finally:
-        for index in built:
-            ms.utils.remove_build_dir(builder_results[index].artifact_path)
+                    try:
+                        for index, future in zip(built, runner.run(inputs)):
+                            runner_results[index] = future.result()
+                    finally:
+                        if rpc is not None:  # an RPCRunner has its own pool
+                            runner.pool.shutdown()
+        finally:
+            for index in built:
+                ms.utils.remove_build_dir(builder_results[index].artifact_path)
     return [
         Measurement.from_results(result, runner_result, workload.flop)
         for result, runner_result in zip(builder_results, runner_results)

@@ -3,6 +3,7 @@
     model.json            the model's name, its tasks (name, weight, workload) and the tuning settings, per session
     status.json           how the last session ended (absent while one runs, or if its process died)
     tasks/<task name>/    an ``mx.search`` run folder per task (its config, events and MetaSchedule database)
+    workers.log           what the build and run processes, shared by the task searches, printed (C++ warnings)
 
 Each task's folder is an ordinary search folder, so everything that reads one (``mx.open_run``, the dashboard, the
 export of a candidate) works on it, and a killed model run loses at most the batch in flight of one task.
@@ -29,6 +30,11 @@ class ModelFolder:
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
+
+    @property
+    def workers_log(self) -> str:
+        """Where the build and run processes that every task's search shares write their stderr."""
+        return self._file("workers.log")
 
     def task_folder(self, task: str) -> RunFolder:
         """The search folder of task ``task``."""

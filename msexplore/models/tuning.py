@@ -207,6 +207,23 @@ class ModelRun(BackgroundRun):
         self._notify(subscribers, name, batch=batch)
 
     def _spend(self, model: Model, modules: dict[str, Any], trials: int, batch: int, options: dict) -> None:
+        """The budget spent over the tasks, every task's search building and measuring in the same worker
+        processes (started once for the run, not per task or per batch)."""
+        from ..workers import Workers
+
+        if options.get("workers") is not None:  # the caller's, shared further still
+            self._spend_budget(model, modules, trials, batch, options)
+            return
+        threads = options.get("num_threads") or model.target.attrs.get("num-cores") or os.cpu_count() or 1
+        with Workers(
+            int(threads),
+            build_timeout_s=options.get("build_timeout_s", 60),
+            run_timeout_s=options.get("run_timeout_s", 60),
+            log_path=self.folder.workers_log,
+        ) as workers:
+            self._spend_budget(model, modules, trials, batch, dict(options, workers=workers))
+
+    def _spend_budget(self, model: Model, modules: dict[str, Any], trials: int, batch: int, options: dict) -> None:
         """The two passes of the module docstring (on the run's thread)."""
         from ..space import Space
 

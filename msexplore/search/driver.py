@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import _quiet
 from ..common import check_positive_int
+from ..workers import Workers
 from .folder import RunFolder
 from .run import BatchRecorder, SearchRun
 from .strategies import create_strategy
@@ -34,6 +35,7 @@ def search(
     rpc: Any = None,
     build_timeout_s: float = 60,
     run_timeout_s: float = 60,
+    workers: Any = None,
     **strategy_options: Any,
 ) -> SearchRun:
     """Start a search of ``trials`` measured candidates over ``space``; returns at once with the running run.
@@ -59,6 +61,9 @@ def search(
         Compare every candidate's outputs with the workload's reference; a mismatch is a recorded failure.
     evaluator
         A ``ms.runner.EvaluatorConfig`` for timing; ``rpc`` an ``mx.RPCSettings`` to measure through a tracker.
+    workers
+        ``msexplore.workers.Workers`` to build and measure in, shared with other searches (a model run's task
+        searches share one); their timeouts then apply. Default: the search starts its own and stops them at its end.
     """
     from ..space import Space
 
@@ -68,6 +73,8 @@ def search(
     check_positive_int("batch_size", batch_size)
     check_positive_int("seed", seed)
     check_positive_int("num_threads", num_threads, or_none=True)
+    if workers is not None and (not isinstance(workers, Workers) or workers.closed):
+        raise TypeError(f"workers must be open msexplore.workers.Workers or None, got {workers!r}")
     strategy_obj = create_strategy(strategy, strategy_options)
     if isinstance(cost_model, str) and cost_model not in COST_MODELS:
         raise ValueError(f"unknown cost_model {cost_model!r}; accepted: {list(COST_MODELS)} or a tvm CostModel")
@@ -104,7 +111,7 @@ def search(
     run = SearchRun(folder.path, config=config, space=space, session=session, history=history, cost_model=model)
     tune = functools.partial(
         _tune, space, folder, model, strategy_obj, trials, batch_size, seed, num_threads, check, evaluator, rpc,
-        build_timeout_s, run_timeout_s,
+        build_timeout_s, run_timeout_s, workers,
     )
     return run.start(tune)
 
@@ -147,25 +154,39 @@ def _tune(
     rpc: Any,
     build_timeout_s: float,
     run_timeout_s: float,
+    workers: Workers | None,
     recorder: BatchRecorder,
 ) -> None:
     """The session's work on the run's thread: MetaSchedule's tuning, its batches handed to ``recorder``."""
+    from ..measure import make_builder, make_runner
+
+    threads = int(num_threads or space.target.attrs.get("num-cores") or os.cpu_count() or 1)
+    own = workers is None
+    if own:
+        workers = Workers(
+            threads, build_timeout_s=build_timeout_s, run_timeout_s=run_timeout_s, log_path=folder.workers_log
+        )
+    try:
+        builder = make_builder(workers=workers)
+        runner = make_runner(
+            space.workload, check_dir=os.path.join(folder.path, "check"), rpc=rpc, evaluator=evaluator,
+            timeout_sec=run_timeout_s, check=check, workers=workers,
+        )
+        _run_tune_tir(space, folder, cost_model, strategy, trials, batch_size, seed, threads, builder, runner, recorder)
+    finally:
+        if own:
+            workers.close()
+
+
+def _run_tune_tir(
+    space: Any, folder: RunFolder, cost_model: Any, strategy: Any, trials: int, batch_size: int, seed: int,
+    threads: int, builder: Any, runner: Any, recorder: BatchRecorder,
+) -> None:
     from tvm.s_tir import meta_schedule as ms
 
-    from ..measure import make_builder, make_runner
     from .guard import GuardedStrategy
     from .hooks import BatchScores, Predict, Publish
 
-    threads = num_threads or space.target.attrs.get("num-cores") or os.cpu_count() or 1
-    builder = make_builder(max_workers=int(threads), timeout_sec=build_timeout_s)
-    runner = make_runner(
-        space.workload,
-        check_dir=os.path.join(folder.path, "check"),
-        rpc=rpc,
-        evaluator=evaluator,
-        timeout_sec=run_timeout_s,
-        check=check,
-    )
     scores = BatchScores()
     callbacks = [Predict(cost_model, scores, recorder)] + list(ms.MeasureCallback.create("default"))
     callbacks.append(Publish(recorder, scores))
@@ -185,6 +206,6 @@ def _tune(
         cost_model=cost_model,
         measure_callbacks=callbacks,
         task_scheduler="round-robin",
-        num_tuning_cores=int(threads),
+        num_tuning_cores=threads,
         seed=seed,
     )

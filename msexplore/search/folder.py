@@ -7,6 +7,7 @@ The layout::
     events.jsonl                    one TrialEvent per measured candidate, appended a whole batch at a time
     database_tuning_record.json     MetaSchedule's JSON database (records), appended as measured
     database_workload.json          MetaSchedule's workloads of that database
+    workers.log                     what the build and run processes printed (TVM's C++ warnings), appended
 
 Reading a folder never changes it: a run killed between MetaSchedule's database write and the event log's has
 its missing events rebuilt in memory by ``history``; ``reconcile`` writes them (done when a run resumes, or when
@@ -31,6 +32,7 @@ __all__ = [
 RUN_FILE, STATUS_FILE, EVENTS_FILE = "run.json", "status.json", "events.jsonl"
 RECORDS_FILE = "database_tuning_record.json"
 WORKLOADS_FILE = "database_workload.json"
+WORKERS_LOG = "workers.log"
 CONFIG_FORMAT, CONFIG_VERSION = "msexplore.run", 1
 LOST = "measured when the process died; its error text was not saved"
 
@@ -44,6 +46,11 @@ class RunFolder:
 
     def _file(self, name: str) -> str:
         return os.path.join(self.path, name)
+
+    @property
+    def workers_log(self) -> str:
+        """Where the search's build and run processes write their stderr."""
+        return self._file(WORKERS_LOG)
 
     # ---- config and status ----
     def is_run(self) -> bool:
