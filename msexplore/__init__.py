@@ -44,6 +44,9 @@ from .workloads import TensorSpec, Workload, workload, workload_names
 # isort: split
 from . import hardware  # noqa: E402,F401  registers the hardware modules ("x86-vnni", ...) by name
 
+# isort: split
+from . import report  # noqa: E402,F401  registers run.report(path): the HTML report, a layer above the core
+
 __version__ = "0.1.0"
 
 __all__ = [

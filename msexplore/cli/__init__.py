@@ -24,7 +24,7 @@ from collections.abc import Sequence
 import msexplore as mx
 from msexplore.lab import add_lab_parser  # JupyterLab on the guided notebooks (the README's main job)
 
-from . import runs, tune, tune_model, workloads
+from . import html_report, runs, tune, tune_model, workloads
 from ._common import (
     EXIT_FAILED,
     EXIT_INTERRUPTED,
@@ -61,6 +61,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune_model.add_parser(commands, parents=[common])
     runs.add_parsers(commands, parents=[common])  # show, export
     workloads.add_parser(commands, parents=[common])
+    html_report.add_parser(commands, parents=[common])  # report
     add_lab_parser(commands, parents=[common])
     return parser
 

@@ -9,17 +9,30 @@ subscribers are called with.
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 import traceback
 from collections.abc import Callable, Sequence
 from typing import Any, ClassVar, TypeVar
 
-__all__ = ["BackgroundRun"]
+__all__ = ["BackgroundRun", "register_report_writer"]
 
 log = logging.getLogger("msexplore.search")
 
 _Run = TypeVar("_Run", bound="BackgroundRun")
+
+# What ``run.report(path)`` calls: the report layer (``msexplore.report``, above the core) registers its writer when
+# ``import msexplore`` imports it, so the core offers the method without importing plotly.
+_report_writer: Callable[[Any, str | os.PathLike], Any] | None = None
+
+
+def register_report_writer(writer: Callable[[Any, str | os.PathLike], Any]) -> None:
+    """Make ``run.report(path)`` call ``writer(run, path)`` (``msexplore.report`` registers its ``write_report``)."""
+    global _report_writer
+    if not callable(writer):
+        raise TypeError(f"register_report_writer expects a callable (run, path), got {type(writer).__name__}")
+    _report_writer = writer
 
 
 class BackgroundRun:
@@ -94,6 +107,15 @@ class BackgroundRun:
             if self._done.wait(timeout):
                 self._thread.join(5)
         return self
+
+    def report(self, path: str | os.PathLike) -> Any:
+        """Write one self-contained HTML file about this run to ``path`` (opens offline, no kernel); returns its path.
+
+        A snapshot of what the run holds now: a running or interrupted run reports what it has measured.
+        """
+        if _report_writer is None:
+            raise RuntimeError("no report writer is registered: `import msexplore` registers msexplore.report's")
+        return _report_writer(self, path)
 
     @property
     def running(self) -> bool:
