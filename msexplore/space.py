@@ -18,7 +18,7 @@ from .common import check_int_in_range
 from .modules import Attribution, ModuleFailure, TransformModule, as_schedule_rules, resolve_modules
 from .random_variables import RandomVariable, describe_random_variables
 from .sampling import SampleSet, sample_space
-from .target import TargetLike, resolve_target
+from .target import TargetLike, load_tensor_intrinsics, resolve_target
 from .workloads import Workload
 from .workloads import workload as make_workload
 
@@ -157,6 +157,7 @@ class Space:
         )
 
     def _tune_context(self, space_generator: Any, **kwargs: Any) -> Any:
+        load_tensor_intrinsics(self.target)  # the target's only: TuneContext would parse every platform's
         return ms.TuneContext(
             mod=self.workload.mod,
             target=self.target,

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import functools
+import importlib
+import importlib.util
 import os
+import platform
 import shlex
+import sys
 from typing import Any, Union
 
 import psutil
@@ -148,3 +152,74 @@ def _parse_value(key: str, value: str) -> Any:
     if value in ("true", "false"):
         return value == "true"
     return value
+
+
+def cpu_model(cpuinfo: str = "/proc/cpuinfo") -> str:
+    """The CPU's model name (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere), or the architecture."""
+    try:
+        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("model name", "Model", "Processor") and value.strip():
+                    return value.strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "unknown"
+
+
+def this_machine() -> dict[str, Any]:
+    """This machine as plain data (recorded in every run folder): CPU model, cores, memory, OS, and the versions
+    that build and time kernels."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        msexplore_version = version("msexplore")
+    except PackageNotFoundError:  # run from a source tree that was not installed
+        msexplore_version = "unknown"
+    logical = os.cpu_count() or 1
+    return {
+        "cpu": cpu_model(),
+        "physical_cores": psutil.cpu_count(logical=False) or logical,
+        "logical_cores": logical,
+        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        "tvm": tvm.__version__,
+        "msexplore": msexplore_version,
+    }
+
+
+TENSOR_INTRIN = "tvm.s_tir.tensor_intrin"
+# The submodules of TENSOR_INTRIN that register a target's intrinsics (the package's __init__ imports them all).
+_INTRINSICS_BY_ARCH = {"x86_64": "x86", "amd64": "x86", "i686": "x86", "aarch64": "arm_cpu", "arm64": "arm_cpu",
+                       "riscv64": "riscv_cpu"}
+_INTRINSICS_BY_KIND = {"cuda": "cuda", "rocm": "rocm", "metal": "metal", "hexagon": "hexagon"}
+
+
+def load_tensor_intrinsics(target: tvm.target.Target) -> None:
+    """Register TVM's tensor intrinsics for ``target``'s kind only, before a ``TuneContext`` imports them all.
+
+    ``TuneContext`` runs ``import tvm.s_tir.tensor_intrin``, whose ``__init__`` registers every platform's
+    intrinsics by parsing ~250 TVMScript functions, each parse walking the call stack through ``inspect``: measured
+    on a 2-core VM, 10-20 s once per process, and 30-60 s when torch is loaded (``inspect.getmodule`` scans every
+    module in ``sys.modules``). CUDA's alone are most of it. Here the package is entered without running its
+    ``__init__`` and only the target's submodule is imported; the others still import on demand
+    (``from tvm.s_tir.tensor_intrin import cuda``). A target kind not listed gets the full import.
+    """
+    kind = target.kind.name
+    if kind == "llvm":
+        triple = str(target.attrs.get("mtriple", "") or "")
+        arch = triple.split("-")[0] if triple else platform.machine().lower()
+        wanted = _INTRINSICS_BY_ARCH.get(arch)
+    else:
+        wanted = _INTRINSICS_BY_KIND.get(kind)
+    if wanted is None:
+        importlib.import_module(TENSOR_INTRIN)
+        return
+    if TENSOR_INTRIN not in sys.modules:
+        spec = importlib.util.find_spec(TENSOR_INTRIN)
+        package = importlib.util.module_from_spec(spec)  # has __path__, so its submodules import as usual
+        sys.modules[TENSOR_INTRIN] = package
+        parent = sys.modules[TENSOR_INTRIN.rpartition(".")[0]]
+        setattr(parent, TENSOR_INTRIN.rpartition(".")[2], package)
+    importlib.import_module(f"{TENSOR_INTRIN}.{wanted}")

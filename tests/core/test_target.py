@@ -151,3 +151,27 @@ def test_kernels_run_on_every_physical_core_in_this_process_and_in_workers():
 def test_a_users_own_thread_count_is_kept():
     here, worker, _ = _probe_threads(TVM_NUM_THREADS="1")
     assert (here, worker) == (1, 1)
+
+
+_INTRINSICS_PROBE = """
+import sys
+import msexplore as mx
+import tvm
+from msexplore.target import load_tensor_intrinsics
+mx.Space(mx.workload("GMM", n=16, m=16, k=16))  # a TuneContext: TVM would import every platform's intrinsics
+print("tvm.s_tir.tensor_intrin.cuda" in sys.modules, "tvm.s_tir.tensor_intrin.x86" in sys.modules)
+print(tvm.s_tir.TensorIntrin.get("dot_16x4_vnni") is not None)
+load_tensor_intrinsics(tvm.target.Target("cuda"))  # another target kind in the same process gets its own
+print(tvm.s_tir.TensorIntrin.get("mma_ldmatrix_f16_a") is not None)
+"""
+
+
+def test_only_the_targets_tensor_intrinsics_are_registered_and_the_rest_on_demand():
+    import subprocess
+    import sys
+
+    out = subprocess.run([sys.executable, "-c", _INTRINSICS_PROBE], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    loaded, vnni, cuda = out.stdout.split("\n")[:3]
+    assert loaded == "False True"  # x86's registered, CUDA's (most of TVM's 10-60 s import) not parsed
+    assert vnni == "True" and cuda == "True"
