@@ -310,7 +310,11 @@ def _get_decision_distributions_plot(info: _DecisionDistributionsInfo) -> go.Fig
     lay["legend"] = {"orientation": "h", "yref": "container", "y": 0.995, "yanchor": "top", "x": 1, "xanchor": "right"}
     if info.color != "valid":
         latency = info.color == "latency"
+        shown = [v for panel in info.panels for v in panel.color_values if v is not None]
         lay["coloraxis"] = {
+            # An explicit range: plotly.js widens a shared colour axis to +-0.5 around any panel with a single value
+            # (a decision measured with one value only), which would paint every bar alike.
+            **({"cmin": min(shown), "cmax": max(shown)} if shown else {}),
             "colorscale": COLORSCALE,
             "reversescale": latency,  # yellow = fast in both scales
             "colorbar": {

@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 
 from ..common import check_positive_int
+from ..target import this_machine
 from ..search.background import BackgroundRun
 from ..search.events import TrialEvent
 from ..search.run import SearchRun
@@ -363,6 +364,7 @@ def tune_model(
         "batch_size": batch_size,
         "seed": seed,
         "sessions": int((previous or {}).get("sessions", 0)) + 1,
+        "machine": this_machine(),
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
         "started_at": time.time(),
     }

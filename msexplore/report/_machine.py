@@ -1,53 +1,17 @@
 """The machine a report describes: the one a run recorded in its config, or else the one writing the report.
 
-A run folder records its target (``mcpu``, ``num-cores``) but not the machine's CPU model, memory or software
-versions; a report written where the search ran (``run.report(...)`` after it) fills those in from here, and says so.
+A run records its machine in its config (``msexplore.target.this_machine``); for a folder written before runs did,
+a report made where the search ran fills it in from this machine, and says so.
 """
 
 from __future__ import annotations
 
-import os
-import platform
 from collections.abc import Mapping
 from typing import Any
 
+from ..target import cpu_model, this_machine
+
 __all__ = ["machine_facts", "this_machine", "cpu_model"]
-
-CPUINFO = "/proc/cpuinfo"
-
-
-def cpu_model(cpuinfo: str = CPUINFO) -> str:
-    """The CPU's model name (``/proc/cpuinfo`` on Linux, ``platform.processor()`` elsewhere), or the architecture."""
-    try:
-        with open(cpuinfo, encoding="utf-8", errors="replace") as f:
-            for line in f:
-                key, _, value = line.partition(":")
-                if key.strip() in ("model name", "Model", "Processor") and value.strip():
-                    return value.strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine() or "unknown"
-
-
-def this_machine() -> dict[str, Any]:
-    """This machine as plain data: CPU model, cores, memory, OS and the versions that build and time kernels."""
-    import psutil
-    import tvm
-
-    from msexplore import __version__
-
-    logical = os.cpu_count() or 1
-    return {
-        "cpu": cpu_model(),
-        "physical_cores": psutil.cpu_count(logical=False) or logical,
-        "logical_cores": logical,
-        "memory_gib": round(psutil.virtual_memory().total / 2**30, 1),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "tvm": tvm.__version__,
-        "msexplore": __version__,
-    }
-
 
 def machine_facts(config: Mapping[str, Any]) -> list[tuple[str, str]]:
     """Rows of the report's "machine" facts: where candidates were measured, and the machine's CPU and software."""

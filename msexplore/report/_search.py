@@ -125,18 +125,9 @@ def _decisions(run: Any, records: Any, figure_id: str) -> str:
         return note("No event of this run carries its decisions (events rebuilt from the database after a crash "
                     "have none): nothing to draw.")
     summary = None if run.space is None else run.space.summary()  # panels grouped by module when the space is known
-    fig = _with_color_range(plot_decision_distributions(records, color="latency", summary=summary))
+    fig = plot_decision_distributions(records, color="latency", summary=summary)
     return figure_html(fig, figure_id) + note(
         "How often each value of each decision was measured; colour: the best latency measured with that value.")
-
-
-def _with_color_range(fig: Any) -> Any:
-    """``fig`` with its colour axis spanning the bars' values: plotly.js widens a shared colour axis to ±0.5 around
-    any trace that holds one value (a decision measured with one value only), which paints every bar alike."""
-    values = [v for t in fig.data if t.marker.coloraxis for v in (t.marker.color or ()) if v is not None]
-    if values and fig.layout.coloraxis.cmin is None:
-        fig.layout.coloraxis.update(cmin=min(values), cmax=max(values))
-    return fig
 
 
 def _cost_model(run: Any, records: Any, figure_id: str) -> str:

@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import _quiet
 from ..common import check_positive_int
+from ..target import this_machine
 from ..workers import Workers
 from .folder import RunFolder
 from .run import BatchRecorder, SearchRun
@@ -104,6 +105,7 @@ def search(
         "check": check,
         "rpc": None if rpc is None else dataclasses.asdict(rpc),
         "sessions": session + 1,
+        "machine": this_machine(),
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
     }
     folder.write_config(config)

@@ -149,6 +149,8 @@ def test_decision_colour_by_predicted_score(samples_df):
     fig = plot_decision_distributions(df, color="predicted", summary=MODULES)
     serializes(fig)
     assert fig.data[0].marker.coloraxis == "coloraxis"
+    # the colour axis spans every panel's values (plotly.js would widen it around a panel with a single value)
+    assert (fig.layout.coloraxis.cmin, fig.layout.coloraxis.cmax) == (0.5, 3.0)
 
 
 def test_decision_colour_by_measured_latency(samples_df):

@@ -221,6 +221,9 @@ def test_what_was_searched_the_top_table_and_the_best_candidate(search_report, s
                  "8 of 8 in the last session, batches of 4", "<th>seed</th><td>1</td>", cpu_model(),
                  str(search_run.work_dir)):
         assert fact in searched, fact
+    # the run recorded the machine it measured on, so the report does not describe the one it was written on
+    assert search_run.config["machine"]["cpu"] == cpu_model()
+    assert "where this report was written" not in searched
 
     top = between(text, '<section id="top">', "</section>")
     ok = sorted((e for e in search_run.events if e.ok), key=lambda e: e.latency_s)
