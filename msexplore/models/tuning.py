@@ -23,10 +23,10 @@ from typing import Any
 import pandas as pd
 
 from ..common import check_positive_int
-from ..target import this_machine
 from ..search.background import BackgroundRun
 from ..search.events import TrialEvent
 from ..search.run import SearchRun
+from ..target import this_machine
 from .folder import ModelFolder
 from .model import Model
 
@@ -77,6 +77,9 @@ class ModelRun(BackgroundRun):
         self.trials_total = int(config.get("trials", 0))
         self.task_runs: dict[str, SearchRun] = {}
         self._current: SearchRun | None = None
+        # Each task is searched in two sessions (first pass, then its share); its cost model carries over, so the
+        # second session's first batch is ranked by a model trained on the first's, not by an untrained one.
+        self._cost_models: dict[str, Any] = {}
         self._started_at = float(config.get("started_at", time.time()))
 
     # ---- reading ----
@@ -193,6 +196,10 @@ class ModelRun(BackgroundRun):
     def _search_task(self, name: str, space: Any, trials: int, options: dict[str, Any]) -> SearchRun:
         from ..search.driver import search
 
+        if options.get("cost_model", "xgb") == "xgb":  # one model per task, trained on all its sessions' batches
+            if name not in self._cost_models:
+                self._cost_models[name] = _new_cost_model(options)
+            options = dict(options, cost_model=self._cost_models[name])
         run = search(space, trials=trials, work_dir=self.folder.task_folder(name).path, **options)
         with self._lock:
             self.task_runs[name] = run
@@ -395,6 +402,12 @@ def open_model_run(work_dir: str | os.PathLike, model: Model | None = None) -> M
     else:
         run._set_ended(status["status"], status.get("error"), status.get("ended"))
     return run
+
+
+def _new_cost_model(options: dict[str, Any]) -> Any:
+    from ..search.driver import make_cost_model
+
+    return make_cost_model("xgb", options.get("batch_size", 16), options.get("num_threads"))
 
 
 def _default_dir(work_dir: Any, model: Model) -> str:

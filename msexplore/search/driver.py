@@ -109,7 +109,7 @@ def search(
         "started": _dt.datetime.now().isoformat(timespec="seconds"),
     }
     folder.write_config(config)
-    model = _cost_model(cost_model, batch_size, num_threads)
+    model = make_cost_model(cost_model, batch_size, num_threads)
     run = SearchRun(folder.path, config=config, space=space, session=session, history=history, cost_model=model)
     tune = functools.partial(
         _tune, space, folder, model, strategy_obj, trials, batch_size, seed, num_threads, check, evaluator, rpc,
@@ -129,7 +129,8 @@ def _prepare_folder(work_dir: Any, space: Any) -> str:
     return work_dir
 
 
-def _cost_model(spec: Any, batch_size: int, num_threads: int | None) -> Any:
+def make_cost_model(spec: Any, batch_size: int, num_threads: int | None) -> Any:
+    """The tvm ``CostModel`` that ``cost_model=spec`` names (a ready one is returned as it is)."""
     from tvm.s_tir import meta_schedule as ms
 
     if not isinstance(spec, str):

@@ -94,6 +94,18 @@ def test_every_task_is_tuned_within_the_budget(tuned, model):
     assert history["estimated_latency_s"].iloc[-1] == pytest.approx(progress.estimated_latency_s)
 
 
+def test_a_tasks_second_session_is_ranked_by_the_model_its_first_session_trained(tuned):
+    run, _ = tuned
+    again = [r for r in run.task_runs.values() if len({e.session for e in r.events}) > 1]
+    assert again, "the budget left no second session for any task; the test needs one"
+    for task_run in again:
+        second = min(e.session for e in task_run.events if e.session > min(x.session for x in task_run.events))
+        first_batch = min(e.batch for e in task_run.events if e.session == second)
+        ranked = [e for e in task_run.events if e.session == second and e.batch == first_batch]
+        # an untrained model predicts nothing for its first batch; the task's model from the first pass does
+        assert ranked and all(e.predicted is not None for e in ranked)
+
+
 def test_compiled_model_matches_and_checks_its_inputs(tuned, model, weights):
     run, _ = tuned
     with warnings.catch_warnings():
