@@ -13,6 +13,7 @@ SUITES = {
     "kernels": "benchmarks.kernels",
     "int8": "benchmarks.int8",
     "models": "benchmarks.models",
+    "search_quality": "benchmarks.search_quality",
 }
 
 

@@ -48,8 +48,10 @@ def search(
     trials
         Candidates to measure in this session (a folder that already has records continues from them).
     strategy
-        ``"evolutionary"`` (default), ``"replay-trace"``, ``"replay-func"``, or a tvm ``SearchStrategy``; its
-        options (``population_size=...``, ``eps_greedy=...``) as keywords.
+        ``"evolutionary"`` (default), ``"replay-trace"``, ``"replay-func"``, ``"beam"`` (msexplore's coarse-to-fine
+        beam search over the trace's decisions, after Halide's Adams2019), or a tvm ``SearchStrategy``; its options
+        as keywords (TVM's ``population_size=...``, ``eps_greedy=...``; the beam's ``beam_size=8``,
+        ``completions=2``, ``epsilon=0.05``, ... see ``msexplore.search.beam.BeamSearch``).
     work_dir
         The run's folder: MetaSchedule's JSON database, ``events.jsonl``, ``run.json``, logs. Default: a new
         folder under ``./msexplore-runs``.

@@ -3,7 +3,9 @@
 - **Re-measure nothing.** TVM's evolutionary search avoids measuring a program twice within one call, but a
   second call on the same database happily measures programs already in it. Candidates whose program is
   already in the run's database (or was measured earlier in this session) are dropped before building.
-- **Cooperative stop.** Once ``stop()`` is asked, no new batch is generated.
+- **Cooperative stop.** Once ``stop()`` is asked, no new batch is generated, and a batch whose generation the stop
+  overtook is dropped unmeasured. A strategy with a ``watch_stop(callable)`` method (the beam search) is handed the
+  stop signal too, to leave a long generation between two of its steps.
 - **The budget is the budget.** No more candidates than the session's trials are handed out (with programs dropped
   as already measured, TVM's own count drifted and a 6-trial search of batches of 4 measured 8).
 """
@@ -31,6 +33,9 @@ class GuardedStrategy(PySearchStrategy):
         self.skipped = 0
         self.budget = 0  # this session's trials (set in pre_tuning)
         self.handed_out = 0
+        watch_stop = getattr(inner, "watch_stop", None)
+        if callable(watch_stop):
+            watch_stop(stop_requested)
 
     def _initialize_with_tune_context(self, context: Any) -> None:
         self.inner._initialize_with_tune_context(context)
@@ -60,7 +65,7 @@ class GuardedStrategy(PySearchStrategy):
             if self.stop_requested() or self.handed_out >= self.budget:
                 return None
             candidates = self.inner.generate_measure_candidates()
-            if candidates is None:
+            if candidates is None or self.stop_requested():
                 return None
             fresh = []
             for cand in candidates:

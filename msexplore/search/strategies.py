@@ -7,13 +7,16 @@ from typing import Any, Literal
 
 from tvm.s_tir import meta_schedule as ms
 
+from .beam import BeamSearch
+
 __all__ = ["STRATEGIES", "create_strategy", "StrategyName"]
 
-StrategyName = Literal["evolutionary", "replay-trace", "replay-func"]
+StrategyName = Literal["evolutionary", "replay-trace", "replay-func", "beam"]
 STRATEGIES: dict[str, type] = {
     "evolutionary": ms.search_strategy.EvolutionarySearch,
     "replay-trace": ms.search_strategy.ReplayTrace,
     "replay-func": ms.search_strategy.ReplayFunc,
+    "beam": BeamSearch,
 }
 
 
@@ -24,7 +27,7 @@ def knobs(name: str) -> dict[str, Any]:
 
 
 def create_strategy(strategy: Any, options: dict[str, Any] | None = None) -> Any:
-    """``"evolutionary" | "replay-trace" | "replay-func"`` (with ``options``) or a ready ``SearchStrategy``."""
+    """``"evolutionary" | "replay-trace" | "replay-func" | "beam"`` (with ``options``) or a ready ``SearchStrategy``."""
     options = dict(options or {})
     if isinstance(strategy, ms.search_strategy.SearchStrategy):
         if options:

@@ -1,0 +1,277 @@
+"""``strategy="beam"``: a coarse-to-fine beam search over a MetaSchedule trace's decisions (Halide's Adams2019).
+
+Each measured batch comes from one beam pass (``beam_pass``): decisions are fixed coarse to fine (design space,
+outer spatial tiles, compute locations, inner tiles, reduction tiles, unroll; ``beam_slots``), a partial choice is
+scored by the cost model's best prediction over a few random completions, and the beam is kept diverse. The batch
+mixes the pass's best-predicted programs, the ends of dropout descents and a few random programs (``epsilon``).
+While the cost model is not informative yet (TVM's XGBModel predicts noise until it has been trained; a
+``RandomModel`` always does) batches are random programs, as in ``replay-trace``.
+
+No program is measured twice: every candidate handed out, and every record already in the database (a resumed
+folder), is remembered by its structural hash. Randomness comes from the tune context's seed only, so the same
+seed and the same cost model give the same batches.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+import tvm_ffi
+from tvm.ir.utils import derived_object
+from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
+
+from ..common import check_non_negative_int, check_positive_int
+from .beam_pass import beam_pass
+from .beam_programs import BeamStats, Completion, Programs
+from .beam_slots import DecisionSpace
+
+__all__ = ["BeamSearch", "BeamStats"]
+
+
+def _never() -> bool:
+    return False
+
+
+@derived_object
+class BeamSearch(PySearchStrategy):
+    """A coarse-to-fine beam search over trace decisions, scored by the cost model (``mx.search(strategy="beam")``).
+
+    Parameters
+    ----------
+    beam_size
+        Partial schedules kept at each step of a pass.
+    completions
+        Random completions that score a partial schedule (its score is the best of their predictions).
+    max_children
+        Values tried per decision (tile factors log-spaced, other choices spread evenly).
+    epsilon
+        Share of each batch drawn at random (at least one program when above 0).
+    dropout_share
+        Share of each batch taken from the dropout descents' programs.
+    descents
+        Dropout descents per pass: beams of one that pass over each child, in score order, with ``dropout``.
+    dropout
+        Probability that a descent passes over a child, taken in score order.
+    bucket_cap
+        Beam states per structure (outer tiles and compute locations) before others of that structure may fill it.
+    max_fail_count
+        Random draws tried per program wanted before giving up (postprocessors may refuse many).
+    """
+
+    def __init__(
+        self,
+        beam_size: int = 8,
+        completions: int = 2,
+        max_children: int = 5,
+        epsilon: float = 0.05,
+        dropout_share: float = 0.25,
+        descents: int = 2,
+        dropout: float = 0.2,
+        bucket_cap: int = 2,
+        max_fail_count: int = 64,
+    ) -> None:
+        _check_knobs(locals())
+        self.beam_size = int(beam_size)
+        self.completions = int(completions)
+        self.max_children = int(max_children)
+        self.epsilon = float(epsilon)
+        self.dropout_share = float(dropout_share)
+        self.descents = int(descents)
+        self.dropout = float(dropout)
+        self.bucket_cap = int(bucket_cap)
+        self.max_fail_count = int(max_fail_count)
+        self.stats = BeamStats()  # shared with clones: the object a caller made reports what the search spent
+        self._stop: Callable[[], bool] = _never
+        self._context: Any = None
+        self._rng: np.random.Generator | None = None
+        self._postprocs: list[Any] = []
+        self._programs: Programs | None = None
+        self._measured: set[int] = set()
+        self._budget = self._batch = self._handed_out = 0
+        self._informative = False
+
+    def knobs(self) -> dict[str, Any]:
+        """The options this strategy was made with."""
+        names = ("beam_size", "completions", "max_children", "epsilon", "dropout_share", "descents", "dropout",
+                 "bucket_cap", "max_fail_count")
+        return {name: getattr(self, name) for name in names}
+
+    def watch_stop(self, stop_requested: Callable[[], bool]) -> None:
+        """Check ``stop_requested()`` between the steps of a pass, and end the search when it is true."""
+        self._stop = stop_requested
+
+    # ---- TVM's SearchStrategy interface ----
+    def _initialize_with_tune_context(self, context: Any) -> None:
+        self._context = context
+        self._rng = np.random.default_rng(int(context.rand_state) & 0x7FFFFFFF)
+        generator = context.space_generator
+        self._postprocs = list(generator.postprocs) if generator is not None else []
+
+    def pre_tuning(
+        self,
+        max_trials: int,
+        num_trials_per_iter: int,
+        design_spaces: Any,
+        database: Any = None,
+        cost_model: Any = None,
+    ) -> None:
+        with self._timed():
+            if self._context is None:
+                raise RuntimeError("the beam search was not initialised with a tune context")
+            mod = self._context.mod
+            spaces = [DecisionSpace(k, mod, ds) for k, ds in enumerate(design_spaces)]
+            self._programs = Programs(spaces, self._context, self._postprocs, cost_model, self._rng, self.stats)
+            self._budget, self._batch, self._handed_out = int(max_trials), int(num_trials_per_iter), 0
+            self._measured = _measured_programs(database)
+            self._informative = False
+
+    def post_tuning(self) -> None:
+        if self._programs is not None:
+            self._programs.close()
+            self._programs = None  # its schedules and candidates are garbage now
+
+    def generate_measure_candidates(self) -> list[Any] | None:
+        with self._timed():
+            picks = self._next_batch()
+            if picks is None:
+                return None
+            self._handed_out += len(picks)
+            self._measured.update(c.shash for c in picks)
+            self.stats.batches += 1
+            return [c.candidate for c in picks]
+
+    def notify_runner_results(self, measure_candidates: Any, results: Any) -> None:
+        pass  # the cost model learns from the results (TVM's UpdateCostModel); the beam only needs it
+
+    def clone(self) -> BeamSearch:
+        twin = BeamSearch(**self.knobs())
+        twin.stats = self.stats
+        twin.watch_stop(self._stop)
+        return twin
+
+    # ---- a batch ----
+    def _next_batch(self) -> list[Completion] | None:
+        programs = self._programs
+        if programs is None:
+            raise RuntimeError("generate_measure_candidates before pre_tuning")
+        n = min(self._batch, self._budget - self._handed_out)
+        if n <= 0 or self._stop():
+            return None
+        programs.new_pass()  # the previous batch's programs: measured, or not worth keeping
+        picks: dict[int, Completion] = {}
+        if self._model_is_informative(picks):
+            n_random = min(n, math.ceil(self.epsilon * n))
+            n_descents = min(n - n_random, round(self.dropout_share * n))
+            result = beam_pass(
+                programs, beam_size=self.beam_size, completions=self.completions, max_children=self.max_children,
+                bucket_cap=self.bucket_cap, descents=min(self.descents, n_descents), dropout=self.dropout,
+                stop=self._stop,
+            )
+            if result is None:
+                return None  # stopped mid-pass
+            self.stats.passes += 1
+            picks.clear()  # the probe's program competes with the others
+            trails = [iter(trail) for trail in result.descents]
+            while trails and len(picks) < n_descents:  # round robin: each descent's best program not yet taken
+                before = len(picks)
+                for trail in trails:
+                    self._take(picks, trail, min(n_descents, len(picks) + 1))
+                if len(picks) == before:
+                    break
+            self._take(picks, result.pool, n - n_random)
+        self._take_random(picks, n)
+        if not picks:
+            if programs.valid == 0:
+                raise RuntimeError(
+                    f"beam search: none of the {programs.built} programs completed from the space's "
+                    f"{len(programs.spaces)} design space(s) was valid (last: {self.stats.last_rejection}); there "
+                    "is nothing to measure. space.sample(...) shows each sample's error."
+                )
+            return None  # every valid program the search can reach has been measured
+        return list(picks.values())
+
+    def _take(self, picks: dict[int, Completion], ranked: Any, upto: int) -> None:
+        """Add programs from ``ranked`` (best first) that are neither measured nor picked, until there are ``upto``."""
+        if len(picks) >= upto:
+            return
+        for c in ranked:  # (an iterator is consumed only up to the last program taken)
+            if c.shash not in self._measured and c.shash not in picks:
+                picks[c.shash] = c
+                if len(picks) >= upto:
+                    return
+
+    def _take_random(self, picks: dict[int, Completion], n: int) -> None:
+        programs = self._programs
+        attempts = self.max_fail_count * max(1, n - len(picks))
+        while len(picks) < n and attempts > 0:
+            want = min(attempts, 2 * (n - len(picks)))
+            attempts -= want
+            drawn = programs.realize(programs.random_keys(want), predict=False).values()
+            self._take(picks, [c for c in drawn if c is not None], n)
+
+    def _model_is_informative(self, picks: dict[int, Completion]) -> bool:
+        """Whether the cost model ranks programs yet: it predicts one program twice alike (TVM's XGBModel returns
+        uniform noise until it has been trained; RandomModel always does)."""
+        if self._informative:
+            return True
+        programs = self._programs
+        if programs.cost_model is None:
+            return False
+        self._take_random(picks, 1)
+        if not picks:
+            return False
+        probe = next(iter(picks.values())).candidate
+        first, second = programs.predict([probe, probe])
+        self._informative = bool(first == second)
+        return self._informative
+
+    def _timed(self) -> _Timer:
+        return _Timer(self.stats)
+
+
+class _Timer:
+    def __init__(self, stats: BeamStats) -> None:
+        self.stats = stats
+
+    def __enter__(self) -> None:
+        self.started = time.perf_counter()
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stats.strategy_s += time.perf_counter() - self.started
+
+
+def _measured_programs(database: Any) -> set[int]:
+    """Structural hashes of the programs the database already holds (a resumed run measures none again)."""
+    out: set[int] = set()
+    if database is None:
+        return out
+    for record in database.get_all_tuning_records():
+        try:
+            out.add(tvm_ffi.structural_hash(record.as_measure_candidate().sch.mod))
+        except Exception:  # noqa: BLE001 - a record that no longer replays cannot be re-measured either
+            continue
+    return out
+
+
+def _check_knobs(values: dict[str, Any]) -> None:
+    try:
+        for name in ("beam_size", "completions", "bucket_cap", "max_fail_count"):
+            check_positive_int(name, values[name])
+        check_non_negative_int("descents", values["descents"])
+        if check_positive_int("max_children", values["max_children"]) < 2:
+            raise ValueError(f"max_children must be at least 2, got {values['max_children']!r}")
+        for name in ("epsilon", "dropout_share", "dropout"):
+            value = values[name]
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
+                raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
+        if values["epsilon"] + values["dropout_share"] > 1:
+            raise ValueError(
+                f"epsilon + dropout_share must be at most 1 (shares of a batch), got "
+                f"{values['epsilon']!r} + {values['dropout_share']!r}"
+            )
+    except ValueError as err:
+        raise ValueError(f"strategy 'beam': {err}") from None
