@@ -11,13 +11,14 @@ until 100 samples are measured, a fitted ``CostModel`` always predicts with its 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import io
 import json
 import math
 import os
 import tarfile
-import tempfile
-import warnings
+import time
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -34,6 +35,8 @@ __all__ = ["CostModel", "Quality", "NotFittedError"]
 FORMAT = "msexplore.cost_model"
 VERSION = 1
 META_FILE = "msexplore.json"
+# The members of TVM's XGBModel tar, kept so that TVM reads the file too; the trees in an explicit XGBoost format.
+TREES_FILE, DATA_FILE, TREES_FORMAT = "model.bin", "data.npy", "ubj"
 FAILURE_MODES = ("skip", "zero")
 _FIXED_OPTIONS = ("seed", "nthread")  # set through CostModel(seed=, num_threads=)
 _ACCEPTED = "an mx.SampleSet, a records DataFrame (run.records / mx.read_records) or a list of tvm.s_tir.Schedule"
@@ -334,15 +337,19 @@ class CostModel:
 
     # ---- files ----
     def save(self, path: str | os.PathLike) -> None:
-        """Write the model: TVM's own ``XGBModel.save`` tar (``model.bin``, ``data.npy``) plus ``msexplore.json``.
+        """Write the model: the layout of TVM's ``XGBModel.save`` tar (``model.bin``, ``data.npy``) plus
+        ``msexplore.json``.
 
-        ``ms.cost_model.XGBModel().load(path)`` reads the file too. An unfitted model is refused: TVM cannot load
-        the file it writes for one.
+        The trees are written in XGBoost's UBJSON format, named explicitly (``Booster.save_raw("ubj")``): TVM's own
+        ``save`` leaves the format to the ``.bin`` extension, and XGBoost then warns on stderr, from C++, once when
+        saving and once when loading. ``ms.cost_model.XGBModel().load(path)`` still reads the file. An unfitted
+        model is refused: TVM cannot load the file it writes for one.
         """
         self._require_fitted("save")
         meta = {
             "format": FORMAT,
             "version": VERSION,
+            "trees": TREES_FORMAT,
             "workload": self._workload.to_json(),
             "target": self._target,
             "options": {
@@ -351,21 +358,24 @@ class CostModel:
             "n_records": self.n_records,
             "n_skipped": self.n_skipped,
         }
+        members = {
+            TREES_FILE: bytes(self._tvm.booster.save_raw(raw_format=TREES_FORMAT)),
+            DATA_FILE: _data_npy(self._tvm.data),
+            META_FILE: json.dumps(meta, indent=1).encode(),
+        }
         path = os.fspath(path)
-        with tempfile.TemporaryDirectory() as tmp:
-            tvm_tar = os.path.join(tmp, "xgb.tar")
-            with warnings.catch_warnings():  # xgboost's note about the ".bin" extension TVM uses
-                warnings.simplefilter("ignore")
-                self._tvm.save(tvm_tar)
-            meta_path = os.path.join(tmp, META_FILE)
-            with open(meta_path, "w", encoding="utf-8") as f:
-                json.dump(meta, f, indent=1)
-            out = f"{path}.tmp-{os.getpid()}"
-            with tarfile.open(tvm_tar, "r:*") as src, tarfile.open(out, "w:gz") as dst:
-                for member in src.getmembers():
-                    dst.addfile(member, src.extractfile(member))
-                dst.add(meta_path, arcname=META_FILE)
+        out = f"{path}.tmp-{os.getpid()}"
+        try:
+            with tarfile.open(out, "w:gz") as tar:
+                for name, data in members.items():
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mtime = len(data), int(time.time())
+                    tar.addfile(info, io.BytesIO(data))
             os.replace(out, path)
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(out)
+            raise
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> CostModel:
@@ -375,18 +385,18 @@ class CostModel:
         path = os.fspath(path)
         try:
             with tarfile.open(path, "r:*") as tar:
-                names = tar.getnames()
-                meta = json.load(tar.extractfile(META_FILE)) if META_FILE in names else None
+                files = {name: tar.extractfile(name).read() for name in (META_FILE, TREES_FILE, DATA_FILE)
+                         if name in tar.getnames()}
+            meta = json.loads(files[META_FILE]) if META_FILE in files else None
         except (tarfile.TarError, OSError, json.JSONDecodeError) as err:
             raise ValueError(f"{path}: not a cost model written by CostModel.save ({err})") from None
         if not isinstance(meta, dict) or meta.get("format") != FORMAT:
             raise ValueError(f"{path}: not a cost model written by CostModel.save (no {META_FILE})")
-        if "model.bin" not in names:
+        if TREES_FILE not in files:
             raise ValueError(f"{path}: holds no trained trees (the model was saved before it was fitted)")
         model = cls(**meta["options"])
-        with warnings.catch_warnings():  # xgboost's note about the ".bin" extension TVM uses
-            warnings.simplefilter("ignore")
-            model._tvm.load(path)
+        model._tvm.data, model._tvm.data_size = _read_data_npy(files.get(DATA_FILE))
+        model._tvm.booster = _booster(files[TREES_FILE])
         model._workload = Workload.from_json(meta["workload"])
         model._target = meta["target"]
         model.n_records = int(meta["n_records"])
@@ -435,8 +445,42 @@ def _records_context(records: pd.DataFrame) -> tuple[Any, Any]:
 def _tune_context(workload: Any, target: Any) -> Any:
     from tvm.s_tir import meta_schedule as ms
 
+    from .target import load_tensor_intrinsics
+
+    load_tensor_intrinsics(target)  # the target's only: TuneContext would parse every platform's
     # PerStoreFeature needs only the target (CPU or GPU) and the threads; XGBModel keys its data by the module hash
     return ms.TuneContext(mod=workload.mod, target=target, task_name=workload.name, num_threads=1)
+
+
+def _data_npy(data: Any) -> bytes:
+    """TVM's ``data.npy``: the training data of an ``XGBModel`` (one row per workload group), as ``XGBModel.save``
+    writes it."""
+    buffer = io.BytesIO()
+    rows = [(g.group_hash, g.features, g.costs) for g in data.values()]
+    np.save(buffer, np.array(rows, dtype=object))
+    return buffer.getvalue()
+
+
+def _read_data_npy(raw: bytes | None) -> tuple[dict[str, Any], int]:
+    """``data.npy`` back as ``XGBModel.data`` and ``data_size``, as ``XGBModel.load`` reads it (none: empty)."""
+    from collections import OrderedDict
+
+    from tvm.s_tir.meta_schedule.cost_model.xgb_model import FeatureGroup
+
+    data: dict[str, Any] = OrderedDict()
+    for group_hash, features, costs in np.load(io.BytesIO(raw), allow_pickle=True) if raw else ():
+        data[group_hash] = FeatureGroup(group_hash=group_hash, features=list(features), costs=costs)
+    return data, sum(len(g.costs) for g in data.values())
+
+
+def _booster(raw: bytes) -> Any:
+    """The trees from their bytes: XGBoost reads the format from the bytes themselves (UBJSON here, and in the
+    files of earlier versions, whose format XGBoost had guessed), with no file name to warn about."""
+    import xgboost as xgb
+
+    booster = xgb.Booster()
+    booster.load_model(bytearray(raw))
+    return booster
 
 
 def _replay(workload: Any, trace_json: Any) -> Any:

@@ -78,13 +78,16 @@ default.summary()[["name", "module", "kind", "extent", "domain_size", "domain"]]
 # postprocessors its schedules need (`RewriteTensorize` swaps the marked tile for the instruction), and
 # `before=` so it tiles the block before the generic tiling does.
 #
-# We compile a few samples of each attempt here, in the notebook, to see whether they build.
+# We compile a few samples of each attempt here, in the notebook, to see whether they build: `build_check`
+# compiles 8 samples of a space and lists each distinct error, with the warnings TVM's compiler logged meanwhile.
 
 # %%
 import tvm
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.schedule_rule import MultiLevelTilingWithIntrin, ReuseType
 from tvm.s_tir.tensor_intrin.x86 import VNNI_DOT_16x4_INTRIN  # TVM's own VNNI intrinsic
+
+from msexplore.hardware import build_check
 
 
 def vnni_tiling(intrinsic):
@@ -94,36 +97,16 @@ def vnni_tiling(intrinsic):
                                       reuse_write=ReuseType(req="may", levels=[1, 2], scope="global"))
 
 
-def reason(err):
-    """The sentence of a compiler error that says what went wrong."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    known = [line for line in lines if "does not match" in line or "Cannot broadcast" in line]
-    return (known or lines[-1:])[0].split("is false: ")[-1]
-
-
-def compiles(space, n=8):
-    """Compile n samples here and count; each distinct error once."""
-    errors = []
-    for sample in space.sample(n, seed=1).valid:
-        try:
-            tvm.tirx.build(sample.schedule.mod, target)
-        except Exception as err:
-            errors.append(reason(err))
-    print(f"{n - len(errors)} of {n} samples compile")
-    for error in sorted(set(errors)):
-        print(f"  {errors.count(error)} x {error}")
-
-
 stock = mx.module(name="vnni_stock", rule=vnni_tiling(VNNI_DOT_16x4_INTRIN),
                   postprocs=[ms.postproc.RewriteTensorize(vectorize_init_loop=True)], before=["multi_level_tiling"])
-compiles(mx.Space(workload, modules=["default", stock], target=target))
+build_check(mx.Space(workload, modules=["default", stock], target=target))
 
 # %% [markdown]
 # Nothing compiles, for two reasons. The first ("Call parameter type does not match"): TVM's intrinsic passes
-# `<16 x i32>` operands to `llvm.x86.avx512.vpdpbusd.512`, and LLVM 22 declares it on bytes. The fix is an
-# intrinsic with the **same description** and an implementation that hands the instruction `<64 x u8>` and
-# `<64 x i8>` (a reinterpretation in registers, no data movement). msexplore registers it as `vnni.INTRIN_NAME`;
-# here is its implementation, in TVMScript:
+# `<16 x i32>` operands to `llvm.x86.avx512.vpdpbusd.512`, and LLVM 22 declares it on bytes. (The second, with
+# TVM's warning, comes next.) The fix is an intrinsic with the **same description** and an implementation that
+# hands the instruction `<64 x u8>` and `<64 x i8>` (a reinterpretation in registers, no data movement).
+# msexplore registers it as `vnni.INTRIN_NAME`; here is its implementation, in TVMScript:
 
 # %%
 import inspect
@@ -131,25 +114,28 @@ import inspect
 print(vnni.dot_16x4_vpdpbusd.script())
 fixed = mx.module(name="vnni_fixed", rule=vnni_tiling(vnni.INTRIN_NAME),
                   postprocs=[ms.postproc.RewriteTensorize(vectorize_init_loop=True)], before=["multi_level_tiling"])
-compiles(mx.Space(workload, modules=["default", fixed], target=target))
+build_check(mx.Space(workload, modules=["default", fixed], target=target))
 
 # %% [markdown]
-# The instruction is accepted now; the second reason remains ("Cannot broadcast"). The default
-# `RewriteParallelVectorizeUnroll` vectorizes the innermost loops of every block, including a tile loop around the
-# block to be tensorized, and vectorizing code that is already 16 lanes wide fails. A small postprocessor,
-# `UnrollTensorizedVectorLoops`, unrolls such loops instead. It runs before `RewriteTensorize`:
+# The instruction is accepted now; the second reason remains ("Cannot broadcast"), and TVM's warning on the same
+# samples says why: "Detect vectorize inside vectorized loop". The default `RewriteParallelVectorizeUnroll`
+# vectorizes the innermost loops of every block, including a tile loop around the block to be tensorized (and
+# around its initialisation, which `RewriteTensorize` vectorizes too). The vectorizer then meets a vectorized loop
+# inside a vectorized one, and code that is already 16 lanes wide, which it cannot widen again. A small
+# postprocessor, `UnrollTensorizedVectorLoops`, unrolls such loops instead, so that no vectorized loop holds
+# vector code. It runs before `RewriteTensorize`:
 
 # %%
-print(inspect.getsource(vnni.UnrollTensorizedVectorLoops.apply))
+print(inspect.getsource(vnni.unroll_vector_loops_around_tensorized_blocks))  # the postprocessor's apply
 unroll_then_tensorize = [vnni.UnrollTensorizedVectorLoops(), ms.postproc.RewriteTensorize(vectorize_init_loop=True)]
 grown = mx.module(name="vnni_grown", rule=vnni_tiling(vnni.INTRIN_NAME), postprocs=unroll_then_tensorize,
                   requires=vnni.missing_vnni, before=["multi_level_tiling"])
-compiles(mx.Space(workload, modules=["default", grown], target=target))
+build_check(mx.Space(workload, modules=["default", grown], target=target))
 
 # %% [markdown]
-# Every sample compiles. With `requires=`, the module also checks that the target has the instruction: on a CPU
-# without VNNI, a space asking for it says so and names the targets that have it, rather than failing later in
-# LLVM. This is exactly what msexplore ships as the module `"x86-vnni"`
+# Every sample compiles, and TVM has nothing to warn about. With `requires=`, the module also checks that the
+# target has the instruction: on a CPU without VNNI, a space asking for it says so and names the targets that have
+# it, rather than failing later in LLVM. This is exactly what msexplore ships as the module `"x86-vnni"`
 # (`msexplore/hardware/vnni.py`, written to be read as an example):
 
 # %%

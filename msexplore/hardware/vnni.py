@@ -30,7 +30,10 @@ from tvm.script import tirx as T
 
 from ..modules import module
 
-__all__ = ["INTRIN_NAME", "MODULE_NAME", "VNNI", "VNNI_CPUS", "UnrollTensorizedVectorLoops", "missing_vnni"]
+__all__ = [
+    "INTRIN_NAME", "MODULE_NAME", "VNNI", "VNNI_CPUS", "UnrollTensorizedVectorLoops", "missing_vnni",
+    "unroll_vector_loops_around_tensorized_blocks",
+]
 
 MODULE_NAME = "x86-vnni"
 INTRIN_NAME = "msexplore_dot_16x4_u8i8i32_vnni"  # not TVM's "dot_16x4_vnni", which this wheel cannot compile
@@ -126,15 +129,27 @@ class UnrollTensorizedVectorLoops(PyPostproc):
         pass
 
     def apply(self, sch: tvm.s_tir.Schedule) -> bool:
-        for block in _all_blocks(sch):
-            if AUTO_TENSORIZE in sch.get(block).annotations:
-                for loop in sch.get_loops(block):
-                    if sch.get(loop).kind == tvm.tirx.ForKind.VECTORIZED:
-                        sch.unroll(loop)
+        unroll_vector_loops_around_tensorized_blocks(sch)
         return True
 
     def clone(self) -> UnrollTensorizedVectorLoops:
         return UnrollTensorizedVectorLoops()
+
+
+def unroll_vector_loops_around_tensorized_blocks(sch: tvm.s_tir.Schedule) -> None:
+    """What ``UnrollTensorizedVectorLoops`` does: no vectorized loop is left around a block to be tensorized.
+
+    Nor around its initialisation (a copy of the same tile loops): the only vectorized loop near the instruction is
+    then the init's innermost 16 lanes, which ``RewriteTensorize`` vectorizes itself, nested in no other. A
+    vectorized loop around vector code is what TVM's vectorizer warns about ("Detect vectorize inside vectorized
+    loop") before it fails to widen the 16 lanes again ("Cannot broadcast"); ``tests/core/test_vnni.py`` checks
+    the TIR of the samples for it.
+    """
+    for block in _all_blocks(sch):
+        if AUTO_TENSORIZE in sch.get(block).annotations:
+            for loop in sch.get_loops(block):
+                if sch.get(loop).kind == tvm.tirx.ForKind.VECTORIZED:
+                    sch.unroll(loop)
 
 
 def _all_blocks(sch: tvm.s_tir.Schedule) -> list[Any]:

@@ -15,7 +15,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
 
 import msexplore as mx
-from msexplore.hardware import vnni
+from msexplore.hardware import build_check, vnni
 from msexplore.measure import verify
 from msexplore.target import host_target
 
@@ -85,23 +85,57 @@ def test_every_sample_of_the_vnni_space_passes_the_postprocessors(vnni_space, co
     assert all(_tensorized(s.trace) for s in conv_samples)
 
 
-def test_without_the_unroll_postprocessor_tensorized_samples_fail_to_compile(dense):
-    """The postprocessor is what makes the space compile: TVM's recipe alone breaks on LLVM's vectorizer."""
+def test_without_the_unroll_postprocessor_tensorized_samples_fail_to_compile(dense, capfd):
+    """The postprocessor is what makes the space compile: TVM's recipe alone vectorizes a tile loop around the
+    tensorized block, and LLVM's vectorizer meets vector code inside a vectorized loop: it warns, then fails."""
     stock = mx.module(
         name="vnni_without_unroll",
         rule=vnni.VNNI.rule,
         postprocs=[ms.postproc.RewriteTensorize(vectorize_init_loop=True)],
         before=["multi_level_tiling"],
     )
-    errors = []
-    for sample in mx.Space(dense, modules=["default", stock], target=VNNI_TARGET).sample(16, seed=0):
-        try:
-            tvm.tirx.build(sample.schedule.mod, mx.resolve_target(VNNI_TARGET))
-        except Exception as err:  # noqa: BLE001 - TVM's InternalError
-            errors.append(str(err))
-    assert errors and all("Cannot broadcast" in e for e in errors)
-    for sample in mx.Space(dense, modules=["default", "x86-vnni"], target=VNNI_TARGET).sample(16, seed=0):
-        tvm.tirx.build(sample.schedule.mod, mx.resolve_target(VNNI_TARGET))  # every one compiles
+    space = mx.Space(dense, modules=["default", stock], target=VNNI_TARGET)
+    nested = [s.id for s in space.sample(16, seed=0) if _vector_code_in_vectorized_loops(s.schedule.mod)]
+    assert nested, "TVM's recipe alone should vectorize a loop around the tensorized block"
+    capfd.readouterr()
+    check = build_check(space, 16, seed=0)
+    failed = [b for b in check.builds if not b.ok]
+    assert failed and all("Cannot broadcast" in b.error for b in failed), str(check)
+    assert [b.sample for b in failed] == nested  # exactly the samples with vector code in a vectorized loop
+    assert all("Detect vectorize inside vectorized loop, ignoring..." in b.warnings for b in failed), str(check)
+    assert "TVM warned while compiling:" in str(check) and "Detect vectorize inside vectorized loop" in str(check)
+    assert capfd.readouterr().err == ""  # TVM's warnings are in the report, not on stderr
+
+    grown = build_check(mx.Space(dense, modules=["default", "x86-vnni"], target=VNNI_TARGET), 16, seed=0)
+    assert str(grown) == "16 of 16 samples compile" and not grown.warnings  # every one compiles, no warning
+
+
+@pytest.mark.parametrize("shape", [{"m": 32, "n": 64, "k": 64}, {"m": 128, "n": 768, "k": 768}])  # 06's shipped
+def test_no_vnni_sample_holds_vector_code_in_a_vectorized_loop(shape, conv):
+    """The cause of TVM's "Detect vectorize inside vectorized loop" and of the failures after it, fixed by
+    ``UnrollTensorizedVectorLoops``: around the instruction, and around its initialisation, no loop is vectorized."""
+    workloads = [mx.workload("DENSE_U8S8", **shape)] + ([conv] if shape["m"] == 32 else [])
+    for workload in workloads:
+        samples = mx.Space(workload, modules=["default", "x86-vnni"], target=VNNI_TARGET).sample(32, seed=2)
+        assert len(samples.valid) == 32
+        assert {s.id: _vector_code_in_vectorized_loops(s.schedule.mod) for s in samples} == {s.id: [] for s in samples}
+        assert all("T.vectorized(16)" in s.schedule.mod.script() for s in samples)  # the init's 16 lanes stay
+
+
+def _vector_code_in_vectorized_loops(mod) -> list[str]:
+    """The lines of ``mod``'s TVMScript that are a vectorized loop or the instruction inside a vectorized loop."""
+    open_loops: list[int] = []  # indentation of the vectorized loops enclosing the current line
+    found = []
+    for line in mod.script().splitlines():
+        indent = len(line) - len(line.lstrip())
+        while open_loops and open_loops[-1] >= indent:
+            open_loops.pop()
+        vectorized = "T.vectorized(" in line
+        if open_loops and (vectorized or "call_llvm_pure_intrin" in line):
+            found.append(line.strip())
+        if vectorized:
+            open_loops.append(indent)
+    return found
 
 
 def test_the_kernel_uses_vpdpbusd_and_the_default_one_does_not(vnni_space, dense):
