@@ -10,7 +10,7 @@ import json
 import os
 import sys
 import traceback
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, TextIO
 
 from msexplore.common import error_line, plain_json
@@ -120,18 +120,21 @@ def check_export_target(path: str, overwrite: bool) -> None:
 
 
 # ---- waiting on a search ----
-def wait_or_stop(run: Any, err: TextIO) -> bool:
-    """Wait for the search; on Ctrl-C stop it cooperatively. Returns whether it was interrupted."""
+def wait_or_stop(run: Any, err: TextIO, *, tick: Callable[[], None] | None = None) -> bool:
+    """Wait for the search; on Ctrl-C stop it cooperatively. Returns whether it was interrupted.
+
+    ``tick`` is called every fifth of a second meanwhile (a progress bar's clock).
+    """
     interrupted = False
     try:
-        _wait_until_done(run)
+        _wait_until_done(run, tick)
     except KeyboardInterrupt:
         interrupted = True
         print("\n[msexplore] stopping after the batch being measured; every record is kept "
               "(Ctrl-C again to quit now)", file=err, flush=True)
         run.stop(wait=False)
         try:
-            _wait_until_done(run)
+            _wait_until_done(run, tick)
         except KeyboardInterrupt:
             print("[msexplore] quitting now; the batch being measured is lost", file=err, flush=True)
             sys.stdout.flush()
@@ -140,14 +143,15 @@ def wait_or_stop(run: Any, err: TextIO) -> bool:
     return interrupted
 
 
-def _wait_until_done(run: Any) -> None:
+def _wait_until_done(run: Any, tick: Callable[[], None] | None = None) -> None:
     """Short waits, so Ctrl-C is handled at once.
 
     Not one ``run.wait()``: on Python 3.11 a KeyboardInterrupt that lands inside ``Thread.join`` marks the running
     thread as finished (CPython's ``_wait_for_tstate_lock``), and nothing waits for it afterwards.
     """
     while not run.wait(0.2).ended:
-        pass
+        if tick is not None:
+            tick()
 
 
 # ---- output ----

@@ -25,6 +25,7 @@ from ._common import (
     rows,
     short_error,
 )
+from ._progress import StepProgress, wants_bar
 
 
 def add_parsers(commands: Any, *, parents: Sequence[argparse.ArgumentParser]) -> None:
@@ -45,6 +46,7 @@ def add_parsers(commands: Any, *, parents: Sequence[argparse.ArgumentParser]) ->
     export.add_argument("work_dir", metavar="WORK_DIR", help="the folder of a run (tune --work-dir)")
     export.add_argument("out_dir", metavar="OUT_DIR", help="the bundle folder to write")
     export.add_argument("--overwrite", action="store_true", help="replace OUT_DIR if it exists")
+    export.add_argument("-q", "--quiet", action="store_true", help="no progress bar on stderr")
     export.set_defaults(handler=_export)
 
 
@@ -98,12 +100,15 @@ def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 def _export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     check_export_target(args.out_dir, args.overwrite)
-    with bad_input():
-        run = mx.open_run(args.work_dir)
-    best = run.best
-    if best is None:
-        raise SearchFailed(no_valid_candidate(run))
-    bundle = export_best(best, args.out_dir, args.overwrite)
+    with StepProgress(err, 2, bar=wants_bar(args, err), desc="export") as steps:
+        steps.begin(f"reading {args.work_dir}")
+        with bad_input():
+            run = mx.open_run(args.work_dir)
+        best = run.best
+        if best is None:
+            raise SearchFailed(no_valid_candidate(run))
+        steps.begin(f"trial {best.index}: compiling, checking, writing {args.out_dir}")
+        bundle = export_best(best, args.out_dir, args.overwrite)
     manifest = bundle.manifest
     path = os.path.abspath(bundle.path)
     if args.json:

@@ -34,6 +34,7 @@ from ._common import (
     target_text,
     wait_or_stop,
 )
+from ._progress import StepProgress, TrialProgress, wants_bar
 
 
 def add_parser(commands: Any, *, parents: Sequence[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -104,19 +105,25 @@ def _tune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     except mx.SpaceError as error:
         raise SearchFailed(str(error)) from error
 
+    bar = wants_bar(args, err)
     if not args.quiet:
         _print_start(run, space, err)
-        unsubscribe = run.subscribe(lambda batch: print(f"[msexplore] {run.progress}", file=err, flush=True))
-    interrupted = wait_or_stop(run, err)
-    if not args.quiet:
+    progress = TrialProgress(err, run.progress.trials_total, bar=bar, lines=not args.quiet, desc="tune")
+    unsubscribe = run.subscribe(lambda batch: _show_progress(run.progress, progress))
+    try:
+        interrupted = wait_or_stop(run, err, tick=progress.tick)
+    finally:
         unsubscribe()
+        progress.close()
 
     exported, export_error = None, None
     best = run.best
     failed = run.status == "failed"
     if args.export and not interrupted and not failed and best is not None:
         try:
-            exported = export_best(best, args.export, args.overwrite)
+            with StepProgress(err, 1, bar=bar, desc="export") as steps:
+                steps.begin(f"trial {best.index}: compiling, checking, writing {args.export}")
+                exported = export_best(best, args.export, args.overwrite)
         except (UsageError, SearchFailed) as error:  # reported after the summary: the search itself went well
             export_error = error
     summary = _tune_summary(run, best, exported, interrupted)
@@ -169,6 +176,12 @@ def _print_start(run: Any, space: Any, err: TextIO) -> None:
     if before:
         print(f"[msexplore] continuing: the work dir already holds {before} measured candidates", file=err)
     err.flush()
+
+
+def _show_progress(p: Any, progress: TrialProgress) -> None:
+    """A measured batch: the run's progress line, or the bar (its ETA is tqdm's) with the best and the failures."""
+    best = "no valid candidate yet" if p.best_latency_s is None else f"best {p.best_latency_s * 1e3:.4g} ms"
+    progress.update(p.trials_done, str(p), postfix=f"{best}, {p.failures} failed")
 
 
 def _tune_summary(run: Any, best: Any, exported: Any, interrupted: bool) -> dict[str, Any]:

@@ -31,6 +31,7 @@ from ._common import (
     wait_or_stop,
 )
 from ._factory import call_factory, load_factory, model_from_factory
+from ._progress import StepProgress, TrialProgress, wants_bar
 
 
 def add_parser(commands: Any, *, parents: Sequence[argparse.ArgumentParser]) -> argparse.ArgumentParser:
@@ -90,6 +91,7 @@ def _tune_model(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             strategy=args.strategy, cost_model=args.cost_model, **strategy_options,
         )
 
+    bar = wants_bar(args, err)
     if not args.quiet:
         cfg, progress = run.config, run.progress
         before = progress.measured_in_folder - progress.trials_done  # the folder's earlier sessions
@@ -97,28 +99,33 @@ def _tune_model(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
               f"{cfg['batch_size']}, seed {cfg['seed']}; work dir {run.work_dir}", file=err, flush=True)
         if before:
             print(f"[msexplore] continuing: the work dir already holds {before} measured candidates", file=err)
-        unsubscribe = run.subscribe(lambda task, batch: print(f"[msexplore] {task}: {_model_progress(run)}",
-                                                              file=err, flush=True))
-    interrupted = wait_or_stop(run, err)
-    if not args.quiet:
+    trials = TrialProgress(err, run.progress.trials_total, bar=bar, lines=not args.quiet, desc="tune-model")
+    unsubscribe = run.subscribe(lambda task, batch: _show_progress(run, task, trials))
+    try:
+        interrupted = wait_or_stop(run, err, tick=trials.tick)
+    finally:
         unsubscribe()
+        trials.close()
 
     failed = run.status == "failed"
     compiled, exported, compile_error, export_error = None, None, None, None
     if not interrupted and not failed:  # errors are reported after the summary: the tuning itself went well
-        if not args.quiet:
-            print(f"[msexplore] compiling {model.name} with the best record of each task", file=err, flush=True)
-        try:
-            compiled = _compile_model(run)
-        except SearchFailed as error:
-            compile_error = error
-    if compiled is not None and not compiled.check.ok:
-        compile_error = SearchFailed(f"{model.name}: {compiled.check}" + ("; not exported" if args.export else ""))
-    elif compiled is not None and args.export:
-        try:
-            exported = _export_model(compiled, args.export, args.overwrite)
-        except (UsageError, SearchFailed) as error:
-            export_error = error
+        steps = 2 if args.export else 1
+        with StepProgress(err, steps, bar=bar, lines=not args.quiet, desc=model.name) as step:
+            step.begin(f"compiling {model.name} with the best record of each task")
+            try:
+                compiled = _compile_model(run)
+            except SearchFailed as error:
+                compile_error = error
+            if compiled is not None and not compiled.check.ok:
+                compile_error = SearchFailed(
+                    f"{model.name}: {compiled.check}" + ("; not exported" if args.export else ""))
+            elif compiled is not None and args.export:
+                step.begin(f"exporting {model.name} to {args.export}")
+                try:
+                    exported = _export_model(compiled, args.export, args.overwrite)
+                except (UsageError, SearchFailed) as error:
+                    export_error = error
     summary = _tune_model_summary(args.factory, model, run, compiled, exported, interrupted)
     summary["compile_error"] = None if compile_error is None else str(compile_error)
     summary["export_error"] = None if export_error is None else str(export_error)
@@ -160,6 +167,14 @@ def _export_model(compiled: Any, path: str, overwrite: bool) -> Any:
         raise UsageError(f"export: {error}") from error
     except Exception as error:  # noqa: BLE001 - TVM raises built-in types; the CLI reports one line, exit 3
         raise SearchFailed(f"export of {compiled.name} failed: {short_error(error)}") from error
+
+
+def _show_progress(run: Any, task: str, trials: TrialProgress) -> None:
+    """A measured batch of ``task``: the run's progress line, or the bar with the task and the estimate."""
+    p = run.progress
+    latency = "" if p.estimated_latency_s is None else f", model {p.estimated_latency_s * 1e3:.4g} ms"
+    trials.update(p.trials_done, f"{task}: {_model_progress(run)}",
+                  postfix=f"{task}, {p.tasks_verified}/{p.tasks} tasks verified{latency}")
 
 
 def _model_progress(run: Any) -> str:

@@ -70,6 +70,7 @@ def test_tune_prints_a_json_summary_and_progress(tuned):
     assert s["work_dir"] == str(tuned.work) and s["export"] == str(tuned.bundle)
     assert "[msexplore] building the search space of Workload(GMM b=1 n=32 m=32 k=32" in tuned.err
     assert "[msexplore] running: 8/8 trials" in tuned.err  # the live line of the batch that finished
+    assert "%|" not in tuned.err  # no progress bar: stderr is no terminal (test_cli_progress.py draws one)
 
 
 def test_tune_export_writes_a_bundle_that_runs_on_numpy(tuned):
