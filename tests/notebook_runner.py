@@ -44,11 +44,19 @@ def this_interpreters_kernel(root: Path, name: str) -> Iterator[str]:
 
 
 def execute(
-    name: str, workdir: Path, kernel: str, *, timeout_s: int, env: Mapping[str, str] | None = None
+    name: str,
+    workdir: Path,
+    kernel: str,
+    *,
+    timeout_s: int,
+    env: Mapping[str, str] | None = None,
+    folder: Path = NOTEBOOK_DIR,
 ) -> tuple[nbformat.NotebookNode, float]:
-    """Run ``notebooks/<name>`` in ``workdir`` (with ``env`` set meanwhile); returns it with its outputs, and the
-    wall time. A cell that raises, or a kernel that dies, fails the test with the executed copy's path."""
-    shutil.copy(NOTEBOOK_DIR / name, workdir / name)
+    """Run ``<folder>/<name>`` (a guided notebook by default) in ``workdir`` (with ``env`` set meanwhile); returns it
+    with its outputs, and the wall time. A cell that raises, or a kernel that dies, fails the test with the executed
+    copy's path."""
+    if Path(folder) != Path(workdir):
+        shutil.copy(Path(folder) / name, workdir / name)
     nb = nbformat.read(workdir / name, as_version=4)
     client = NotebookClient(
         nb, kernel_name=kernel, timeout=timeout_s, startup_timeout=180,
@@ -93,3 +101,20 @@ def tagged(nb: nbformat.NotebookNode, tag: str) -> list[nbformat.NotebookNode]:
 
 def shows_widget(cell: nbformat.NotebookNode) -> bool:
     return any(WIDGET_MIME in out.get("data", {}) for out in cell.get("outputs", []))
+
+
+def static_copy(output: nbformat.NotebookNode) -> str:
+    """The HTML of a panel's static copy (what a saved notebook shows without a kernel), or '' for another output."""
+    html = str(output.get("data", {}).get("text/html", ""))
+    return html if 'class="msx-static"' in html else ""
+
+
+def shows_static_copy(cell: nbformat.NotebookNode) -> bool:
+    """A widget output followed by its panel's static copy."""
+    outputs = cell.get("outputs", [])
+    return any(WIDGET_MIME in a.get("data", {}) and static_copy(b) for a, b in zip(outputs, outputs[1:]))
+
+
+def stderr_text(cell: nbformat.NotebookNode) -> str:
+    """What the cell wrote to stderr (Python's or a native library's, on fd 2)."""
+    return "".join(out.text for out in cell.get("outputs", []) if out.output_type == "stream" and out.name == "stderr")

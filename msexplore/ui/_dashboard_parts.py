@@ -16,7 +16,7 @@ from ..figures import value_label
 from ..search.run import Progress
 from ._html import duration_text, esc, gflops_text, latency_text, note, table
 
-__all__ = ["progress_frame", "header_html", "top_table_html", "failure_log_html"]
+__all__ = ["progress_frame", "header_html", "top_table_html", "failure_log_html", "failure_summary_html"]
 
 MAX_FAILURES_SHOWN = 100
 MAX_DECISION_COLUMNS = 8
@@ -99,6 +99,17 @@ def failure_log_html(events: list[Any]) -> str:
         for e in shown
     )
     return title + more + items
+
+
+def failure_summary_html(events: list[Any], k: int = 10) -> str:
+    """The failures in a few lines, for a static copy: how many, then the last ``k`` by their one line."""
+    failed = [e for e in events if not e.ok]
+    if not failed:
+        return ""
+    title = f'<div class="msx-section-title">{len(failed)} failed candidate{"s" if len(failed) != 1 else ""}</div>'
+    rows = [[e.index, error_line(_error_text(e), prefer="first", limit=160)] for e in failed[-k:]]
+    more = note(f"… and {len(failed) - k} earlier") if len(failed) > k else ""
+    return title + table(rows, ["trial", "error"], numeric=("trial",)) + more
 
 
 def _error_text(event: Any) -> str:

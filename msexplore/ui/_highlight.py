@@ -17,10 +17,12 @@ from pygments.lexer import Lexer
 from pygments.lexers import get_lexer_by_name
 from pygments.util import ClassNotFound
 
-__all__ = ["code_html", "lexer_for", "diff_kind", "PREFIX"]
+__all__ = ["code_html", "static_code_html", "lexer_for", "diff_kind", "PREFIX"]
 
 PREFIX = "msx-t-"
 _FORMATTER = HtmlFormatter(nowrap=True, classprefix=PREFIX)  # bare spans, one line of HTML per line of code
+# A saved notebook's static copy has no stylesheet: pygments' own colours, inline.
+_INLINE = HtmlFormatter(nowrap=True, noclasses=True, style="default")
 
 
 @functools.lru_cache(maxsize=16)
@@ -81,3 +83,13 @@ def code_html(code: str, language: str = "python", mode: str = "code") -> str:
             inner = f'<span class="msx-diff-sign">{html.escape(sign or " ")}</span>{body}'
         rows.append(_line_div(n, inner, f"msx-diff-{kind}"))
     return "".join(rows)
+
+
+def static_code_html(text: str, language: str = "python", mode: str = "code", *, max_lines: int = 400) -> str:
+    """``text`` as a ``<pre>`` with inline colours (a diff coloured as a diff), cut at ``max_lines`` lines."""
+    lines = text.split("\n")
+    cut = len(lines) > max_lines
+    text = "\n".join(lines[:max_lines])
+    lexer = get_lexer_by_name("diff") if mode == "diff" else lexer_for(language)
+    more = f"\n# … {len(lines) - max_lines} more lines" if cut else ""
+    return f'<pre class="msx-pre">{highlight(text, lexer, _INLINE)}{html.escape(more)}</pre>'

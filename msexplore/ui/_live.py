@@ -26,6 +26,7 @@ from traitlets import Bool, Unicode
 
 from ..common import error_line
 from ._html import error_box
+from ._static import StaticFallback, widget_html
 from ._task_panel import guarded
 
 __all__ = ["LiveDashboard"]
@@ -33,7 +34,7 @@ __all__ = ["LiveDashboard"]
 _BAR_STYLE = {"done": "success", "stopped": "warning", "interrupted": "warning", "failed": "danger"}
 
 
-class LiveDashboard(widgets.VBox):
+class LiveDashboard(StaticFallback, widgets.VBox):
     """A dashboard that follows a run (a ``SearchRun`` or a ``ModelRun``): redraw thread, Stop, final state, errors.
 
     A subclass calls ``_setup_live`` before it lays out its widgets (it places ``header``, ``progress_bar``,
@@ -126,6 +127,7 @@ class LiveDashboard(widgets.VBox):
                 self._draw_update()
         except Exception as err:  # noqa: BLE001 - the next batch redraws everything anyway
             self._report_error("redraw", err, traceback.format_exc())
+        self._static_changed()  # a saved notebook's copy follows, every few seconds
 
     def _draw_progress_bar(self, done: int, total: int) -> None:
         """The bar under the header: ``done`` of ``total`` trials, coloured by ``status``."""
@@ -150,6 +152,7 @@ class LiveDashboard(widgets.VBox):
         finally:
             if self._unsubscribe is not None:
                 self._unsubscribe()
+            self._static_changed(now=True)  # the final state, in the copy at once
 
     def _report_error(self, where: str, err: BaseException, trace: str) -> None:
         self.error_log.append(trace)
@@ -159,6 +162,27 @@ class LiveDashboard(widgets.VBox):
         """Add an error box; the last few stay (a redraw that keeps failing retries every second)."""
         self._error_boxes = [*self._error_boxes[-4:], html]
         self.error_area.value = "".join(self._error_boxes)
+
+    # ---- a saved notebook's copy ----
+    def _static_body(self) -> str:
+        """What the dashboard shows, read under the draw lock (the redraw thread may be drawing)."""
+        with self._draw_lock:
+            return "".join(widget_html(child) for child in self._static_parts())
+
+    def _static_text(self) -> str:
+        return self.status_text or repr(self.run)
+
+    def _static_settle(self) -> None:
+        """At a cell's end (``run.wait()``'s, typically): a run that has ended has its final state drawn now, not a
+        tick later, when no cell may be left to carry the copy's update into the saved notebook."""
+        thread = self._thread
+        if thread is not None and thread.is_alive() and self._run_ended():
+            self._wake.set()
+            thread.join(self.min_interval_s + 5.0)
+
+    def _static_parts(self) -> list[Any]:
+        """The widgets (or HTML strings) the static copy shows (default: all children; controls show nothing)."""
+        return list(self.children)
 
     # ---- user events (main thread; quick) ----
     @guarded

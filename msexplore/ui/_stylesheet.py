@@ -11,6 +11,8 @@ import anywidget
 
 from msexplore.widgets import asset
 
+from ._static import HIDE_WHEN_LIVE_CSS
+
 __all__ = ["StyleSheet", "stylesheet", "CSS_FILES"]
 
 CSS_FILES = ("msexplore.css", "dashboard.css", "panels.css")
@@ -18,7 +20,8 @@ CSS_FILES = ("msexplore.css", "dashboard.css", "panels.css")
 
 class StyleSheet(anywidget.AnyWidget):
     _esm = "export default { render({ el }) { el.style.display = 'none'; } };\n"
-    _css = "\n".join(asset(name).read_text(encoding="utf-8") for name in CSS_FILES)
+    # + the rule that hides a panel's static copy (for saved notebooks) while the panel itself is drawn
+    _css = "\n".join(asset(name).read_text(encoding="utf-8") for name in CSS_FILES) + "\n" + HIDE_WHEN_LIVE_CSS
 
 
 def stylesheet() -> StyleSheet:

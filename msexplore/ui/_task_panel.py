@@ -19,6 +19,7 @@ from traitlets import Bool, Unicode
 
 from ..common import error_line
 from ._html import error_box, esc
+from ._static import StaticFallback
 from ._stylesheet import stylesheet
 
 __all__ = ["TaskPanel", "guarded", "row"]
@@ -46,8 +47,12 @@ def guarded(method: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
-class TaskPanel(widgets.VBox):
-    """A panel whose buttons start background jobs; ``wait()`` joins the current one (tests, scripts)."""
+class TaskPanel(StaticFallback, widgets.VBox):
+    """A panel whose buttons start background jobs; ``wait()`` joins the current one (tests, scripts).
+
+    Displayed, it writes a static copy of itself after it (``StaticFallback``), brought up to date whenever the
+    status line changes, i.e. when a job starts and ends.
+    """
 
     status = Unicode("idle", help="'idle', the running job ('exporting', ...), 'ok' or 'error'")
     busy = Bool(False, help="a job is running; buttons that start another are refused until it ends")
@@ -106,6 +111,7 @@ class TaskPanel(widgets.VBox):
     def _say(self, text: str, *, kind: str = "info") -> None:
         self.message = text
         self.status_line.value = f'<div class="msx-status-line msx-{kind}">{esc(text)}</div>'
+        self._static_changed()
 
     def _report_error(self, where: str, err: BaseException, trace: str) -> None:
         line = error_line(err, with_type=True, limit=400)

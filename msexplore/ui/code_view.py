@@ -17,12 +17,13 @@ from traitlets import Dict, Enum, Int, List, TraitError, Unicode, observe, valid
 
 from msexplore.widgets import asset
 
-from ._highlight import code_html, lexer_for
+from ._highlight import code_html, lexer_for, static_code_html
+from ._static import StaticFallback, static_page
 
 __all__ = ["CodeView"]
 
 
-class CodeView(anywidget.AnyWidget):
+class CodeView(StaticFallback, anywidget.AnyWidget):
     """Highlighted code; with ``trace`` set, a second pane whose lines select instructions.
 
     Parameters
@@ -147,10 +148,23 @@ class CodeView(anywidget.AnyWidget):
         self._render_code()
         if change["name"] == "language":
             self._render_trace()
+        self._static_changed()
 
     @observe("trace")
     def _on_trace(self, change: Any) -> None:
         self._render_trace()
+        self._static_changed()
+
+    # ---- a saved notebook's copy ----
+    def _static_body(self) -> str:
+        """The code (and the trace under it), highlighted with inline colours."""
+        body = static_code_html(self.code, self.language, self.mode)
+        if self.trace:
+            body += '<div class="msx-section-title">Trace</div>' + static_code_html(self.trace, self.language)
+        return body
+
+    def _static_html(self) -> str:
+        return static_page("CodeView", self._static_body())
 
     def _render_code(self) -> None:
         self.code_html = code_html(self.code, self.language, self.mode)

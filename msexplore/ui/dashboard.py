@@ -20,7 +20,7 @@ from traitlets import Enum, Float, Int
 
 from ..figures import PROGRESS_METRICS, PROGRESS_XS, plot_search_progress, update_search_progress
 from ..search.run import Progress, SearchRun
-from ._dashboard_parts import failure_log_html, header_html, progress_frame, top_table_html
+from ._dashboard_parts import failure_log_html, failure_summary_html, header_html, progress_frame, top_table_html
 from ._live import LiveDashboard
 from ._stylesheet import stylesheet
 from ._task_panel import guarded, row
@@ -173,6 +173,11 @@ class SearchDashboard(LiveDashboard):
         self.metric_toggle.value = change["new"]
         with self._draw_lock:
             self._draw_figure()
+
+    # ---- a saved notebook's copy ----
+    def _static_parts(self) -> list[Any]:
+        """Header, figure, best candidates, errors, and the failures by their one line (no tracebacks)."""
+        return [self.header, self.figure, self.top_table, failure_summary_html(self._events), self.error_area]
 
     def _close_parts(self) -> None:
         self.figure.close()

@@ -144,6 +144,7 @@ class DecisionInspector(TaskPanel):
         self.figure = widget
         self.figure_box.children = [widget]
         self._mark_bars()
+        self._static_changed()
 
     def _mark_bars(self) -> None:
         """Outline the bars of the filter's values."""
@@ -186,6 +187,7 @@ class DecisionInspector(TaskPanel):
             self.filter_label.value = f"All {total} samples. Click a bar to keep only the samples with that value."
         self.table.caption = ""
         self._mark_bars()
+        self._static_changed()
 
     @validate("color")
     def _check_color(self, proposal: Any) -> str:

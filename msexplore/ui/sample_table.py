@@ -23,6 +23,7 @@ from msexplore.widgets import asset
 __all__ = ["SampleTable", "cell_text"]
 
 HIDDEN_COLUMNS = ("trace",)  # a record's trace (JSON) is for replaying, not reading
+STATIC_ROWS = 50  # rows of a static copy (a saved notebook's), in the order drawn
 
 
 class SampleTable(anywidget.AnyWidget):
@@ -97,6 +98,19 @@ class SampleTable(anywidget.AnyWidget):
     @observe("sort_by", "sort_ascending")
     def _on_sort(self, change: Any) -> None:
         self.order = self._sorted_order()
+
+    def _static_body(self, max_rows: int = STATIC_ROWS) -> str:
+        """The table as drawn (sorted, selected rows marked), its first ``max_rows`` rows, for a static copy."""
+        from ._html import esc, table
+
+        shown = self.order[:max_rows]
+        selected = set(self.selected)
+        cells = [[("▶ " if self.row_keys[i] in selected else "") + str(self.rows[i][0]), *self.rows[i][1:]]
+                 if self.rows[i] else [] for i in shown]
+        caption = f'<div class="msx-note">{esc(self.caption)}</div>' if self.caption else ""
+        more = (f'<div class="msx-note">… {len(self.order) - len(shown)} more rows</div>'
+                if len(self.order) > len(shown) else "")
+        return caption + table(cells, list(self.columns), numeric=list(self.numeric)) + more
 
     def _sorted_order(self) -> list[int]:
         n = len(self.row_keys)

@@ -198,6 +198,7 @@ class TraceExplorer(TaskPanel):
             self.info.value = self._info_html(sample)
         self.reset_button.disabled = sample is None or not sample.edited
         self._on_busy({"new": self.busy})
+        self._static_changed()
 
     def _show_diff(self, a: Any, b: Any) -> None:
         from ..sampling import diff
@@ -215,6 +216,7 @@ class TraceExplorer(TaskPanel):
         rows = [(r.name, cell_text(r.a), cell_text(r.b)) for r in d.decisions.itertuples(index=False)]
         self.diff_view.value = table(rows, ["decision", d.labels[0], d.labels[1]]) if rows else ""
         self._on_busy({"new": self.busy})
+        self._static_changed()
 
     def _predict(self, sample: Any) -> float | None:
         if self.model is None or not sample.valid:

@@ -209,16 +209,22 @@ def test_the_header_shows_every_field_of_a_progress():
 # ---- the display hook ------------------------------------------------------------------------------------------
 
 
-def test_a_search_run_displays_as_a_dashboard_in_a_kernel(finished_run):
+def test_a_search_run_displays_as_a_dashboard_in_a_kernel(finished_run, monkeypatch):
+    """The run as a cell's result: the dashboard's widget view (repr(run) as its text), then its static copy."""
+    shown = []
+    monkeypatch.setattr("IPython.display.display",
+                        lambda data, raw=False, display_id=None: shown.append((data, display_id)))
     formatter = DisplayFormatter()
     kernel = types.SimpleNamespace(display_formatter=formatter, kernel=object())
     run = mx.open_run(finished_run.work_dir)
-    assert "application/vnd.jupyter.widget-view+json" not in formatter.format(run)[0]
+    assert formatter.format(run)[0] == {"text/plain": repr(run)} and not shown
     assert register(kernel)
-    data, _ = formatter.format(run)
-    assert data["application/vnd.jupyter.widget-view+json"]["model_id"]
-    assert data["text/plain"] == repr(run)
+    assert formatter.format(run) == ({}, {})  # displayed by the hook
+    (widget, _), (copy, copy_id) = shown
+    assert widget["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert widget["text/plain"] == repr(run)
+    assert "SearchDashboard · static copy" in copy["text/html"] and copy_id.startswith("msx-static-")
     unregister(kernel)
-    assert "application/vnd.jupyter.widget-view+json" not in formatter.format(run)[0]
+    assert formatter.format(run)[0] == {"text/plain": repr(run)} and len(shown) == 2
     terminal = types.SimpleNamespace(display_formatter=DisplayFormatter())  # IPython without a kernel
     assert not register(terminal)

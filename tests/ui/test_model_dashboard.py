@@ -257,14 +257,22 @@ def test_bad_arguments_are_refused_with_what_is_accepted(watched):
         ModelDashboard(watched.run, min_interval_s=0)
 
 
-def test_a_model_run_displays_as_a_model_dashboard_in_a_kernel(watched):
+def test_a_model_run_displays_as_a_model_dashboard_in_a_kernel(watched, monkeypatch):
+    """The run as a cell's result: the model dashboard's widget view, then its static copy (figure, task table)."""
+    shown = []
+    monkeypatch.setattr("IPython.display.display",
+                        lambda data, raw=False, display_id=None: shown.append((data, display_id)))
     formatter = DisplayFormatter()
     kernel = types.SimpleNamespace(display_formatter=formatter, kernel=object())
     run = mx.open_model_run(watched.run.work_dir)
-    assert "application/vnd.jupyter.widget-view+json" not in formatter.format(run)[0]
+    assert formatter.format(run)[0] == {"text/plain": repr(run)} and not shown
     assert register(kernel)
-    data, _ = formatter.format(run)
-    assert data["application/vnd.jupyter.widget-view+json"]["model_id"]
-    assert data["text/plain"] == repr(run)
+    assert formatter.format(run) == ({}, {})
+    (widget, _), (copy, _) = shown
+    assert widget["application/vnd.jupyter.widget-view+json"]["model_id"]
+    assert widget["text/plain"] == repr(run)
+    page = copy["text/html"]
+    assert "ModelDashboard · static copy" in page and "<svg" in page and "Tasks" in page
+    assert all(name in page for name in run.task_names)
     unregister(kernel)
-    assert "application/vnd.jupyter.widget-view+json" not in formatter.format(run)[0]
+    assert formatter.format(run)[0] == {"text/plain": repr(run)} and len(shown) == 2
