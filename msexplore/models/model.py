@@ -240,21 +240,32 @@ def prepare(mod: tvm.IRModule, target: Any) -> tvm.IRModule:
         ) from err
 
 
+FIXED_INPUT_MAX_SIZE = 4096  # elements: a norm's scale, a BN's variance; larger float constants are weights
+
+
+def _keeps_value(array: np.ndarray) -> bool:
+    """Whether a task's workload must run on this constant rather than random values: integers (indices: random
+    ones would be out of bounds) and small constants (a variance under a square root). Weights are left random:
+    a kernel is as fast and as checkable on random weights, and a 1024 x 1024 one would put 28 MB of JSON into the
+    task's run.json and into every candidate sent to the runner."""
+    return array.dtype.kind in "iub" or array.size <= FIXED_INPUT_MAX_SIZE
+
+
 def _constant_arguments(prepared: tvm.IRModule) -> dict[str, dict[int, np.ndarray]]:
     """For each TIR function, the arguments the model passes it as constants at its first call (argument index ->
-    value): its workload runs on those, as in the model (a `take` task's index is one; random would be out of
-    bounds)."""
+    value) that its workload runs on, as in the model (see ``_keeps_value``)."""
     found: dict[str, dict[int, np.ndarray]] = {}
 
     @relax.expr_functor.visitor
     class _Calls(relax.PyExprVisitor):
         def visit_call_(self, call: Any) -> None:
             if getattr(call.op, "name", None) == "relax.call_tir" and call.args[0].name_hint not in found:
-                found[call.args[0].name_hint] = {
+                constants = {
                     k: arg.value.numpy()
                     for k, arg in enumerate(call.args[1].fields)
                     if isinstance(arg, tvm.ir.expr.Constant) and hasattr(arg.value, "numpy")
                 }
+                found[call.args[0].name_hint] = {k: v for k, v in constants.items() if _keeps_value(v)}
             super().visit_call_(call)
 
     for func in prepared.functions.values():

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import textwrap
@@ -168,3 +169,27 @@ def test_a_constant_argument_of_a_task_is_fixed_in_its_workload():
         compiled = mx.compile_model(model)  # measures samples: the runner's check uses the fixed index too
     x = np.random.default_rng(0).uniform(-1, 1, (3, 8, 16)).astype("float32")
     np.testing.assert_array_equal(compiled(x), x[2])
+
+
+@I.ir_module
+class ScaledMatmul:
+    @R.function
+    def main(x: R.Tensor((1, 128), "float32"), w: R.Tensor((128, 256), "float32"), s: R.Tensor((256,), "float32")):
+        with R.dataflow():
+            y = R.multiply(R.matmul(x, w), s)
+            R.output(y)
+        return y
+
+
+def test_weights_stay_random_in_a_tasks_workload_small_constants_stay_fixed():
+    """A weight matrix is not copied into the task's workload (it would go into run.json and every candidate sent to
+    the runner); a small constant such as a scale is, as the model has it."""
+    rng = np.random.default_rng(0)
+    params = {"w": rng.uniform(-1, 1, (128, 256)).astype("float32"), "s": np.full(256, 0.5, "float32")}
+    model = mx.Model.from_relax(ScaledMatmul, params, name="scaled")
+    (task,) = model.task_list
+    wl = task.workload
+    shapes = {k: tuple(spec.shape) for k, spec in enumerate(wl.args)}
+    assert [shapes[k] for k in wl.fixed_inputs] == [(256,)]  # the scale, not the 128 x 256 weight
+    assert np.all(next(iter(wl.fixed_inputs.values())) == 0.5)
+    assert len(json.dumps(wl.to_json())) < 20_000
