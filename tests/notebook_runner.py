@@ -118,3 +118,17 @@ def shows_static_copy(cell: nbformat.NotebookNode) -> bool:
 def stderr_text(cell: nbformat.NotebookNode) -> str:
     """What the cell wrote to stderr (Python's or a native library's, on fd 2)."""
     return "".join(out.text for out in cell.get("outputs", []) if out.output_type == "stream" and out.name == "stderr")
+
+
+def check_quiet(name: str, nb: nbformat.NotebookNode) -> None:
+    """No cell writes to stderr or shows TVM's chatter; every widget shown has its static copy after it."""
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        stderr = stderr_text(cell)
+        assert not stderr, f"{name} cell {index} writes to stderr:\n{stderr[:1500]}"
+        text = output_text(cell)
+        noise = [marker for marker in CHATTER if marker in text]
+        assert not noise, f"{name} cell {index} shows TVM's output ({noise}):\n{text[:1500]}"
+        if shows_widget(cell):
+            assert shows_static_copy(cell), f"{name} cell {index} shows a widget without its static copy"

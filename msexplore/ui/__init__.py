@@ -19,6 +19,7 @@ _WIDGETS = {
     "SearchDashboard": "dashboard",
     "ModelDashboard": "model_dashboard",
     "ExportPanel": "export_panel",
+    "ChooseSchedule": "choose_schedule",
 }
 
 __all__ = sorted(_WIDGETS)

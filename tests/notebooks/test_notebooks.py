@@ -25,11 +25,9 @@ from pathlib import Path
 import nbformat
 import pytest
 from notebook_runner import (
-    CHATTER,
+    check_quiet,
     output_text,
-    shows_static_copy,
     shows_widget,
-    stderr_text,
     tagged,
     this_interpreters_kernel,
 )
@@ -194,20 +192,6 @@ def skip_without_vnni(name: str) -> None:
 
         if missing_vnni(host_target()):
             pytest.skip("notebook 06 tunes for AVX-512 VNNI, which this CPU does not have")
-
-
-def check_quiet(name: str, nb: nbformat.NotebookNode) -> None:
-    """No cell writes to stderr or shows TVM's chatter; every widget shown has its static copy after it."""
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type != "code":
-            continue
-        stderr = stderr_text(cell)
-        assert not stderr, f"{name} cell {index} writes to stderr:\n{stderr[:1500]}"
-        text = output_text(cell)
-        noise = [marker for marker in CHATTER if marker in text]
-        assert not noise, f"{name} cell {index} shows TVM's output ({noise}):\n{text[:1500]}"
-        if shows_widget(cell):
-            assert shows_static_copy(cell), f"{name} cell {index} shows a widget without its static copy"
 
 
 @pytest.mark.slow
