@@ -14,6 +14,7 @@ SUITES = {
     "int8": "benchmarks.int8",
     "models": "benchmarks.models",
     "search_quality": "benchmarks.search_quality",
+    "operators": "benchmarks.operators",
 }
 
 
