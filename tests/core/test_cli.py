@@ -5,13 +5,14 @@ Real TVM with a tiny budget: one 8-trial tune of a 32x32x32 GMM, shared by the t
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import io
 import json
 import shutil
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -30,6 +31,12 @@ SHAPE = "n=32,m=32,k=32"
 # a smaller evolutionary population than TVM's 512 keeps each batch's generation quick
 FAST = ["--strategy-option", "population_size=32,init_min_unmeasured=8"]
 BUNDLE_FILES = {"kernel.so", "manifest.json", "record.json", "schedule.py", "trace.json", "trace.py", "workload.json"}
+
+
+def _press_ctrl_c() -> None:
+    """What a terminal's Ctrl-C does: SIGINT, here sent to the main thread (where Python runs signal handlers; a
+    simulated one from another thread, ``_thread.interrupt_main``, was missed under load)."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
 def _run(argv: list[str]) -> SimpleNamespace:
@@ -138,7 +145,7 @@ def test_tune_again_continues_and_ctrl_c_stops_keeping_every_record(tuned, tmp_p
         def press_once(batch):  # as if Ctrl-C came once the first batch is in (a second one would quit at once)
             if not pressed:
                 pressed.append(True)
-                _thread.interrupt_main()
+                _press_ctrl_c()
 
         run.subscribe(press_once)
         return run

@@ -6,14 +6,15 @@ The torch variant is tests/pytorch_models/test_cli_torch.py (it needs .venv-torc
 
 from __future__ import annotations
 
-import _thread
 import contextlib
 import importlib.util
 import io
 import json
 import re
 import shutil
+import signal
 import textwrap
+import threading
 from types import SimpleNamespace
 
 import numpy as np
@@ -90,6 +91,12 @@ FACTORIES = textwrap.dedent(
     VALUE = 3
     '''
 )
+
+
+def _press_ctrl_c() -> None:
+    """What a terminal's Ctrl-C does: SIGINT, here sent to the main thread (where Python runs signal handlers; a
+    simulated one from another thread, ``_thread.interrupt_main``, was missed under load)."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
 
 
 def _run(argv: list) -> SimpleNamespace:
@@ -180,7 +187,7 @@ def test_ctrl_c_stops_the_tuning_and_keeps_every_record(tuned, factories, tmp_pa
         def press_once(task, batch):  # as if Ctrl-C came once the first batch is in (a second one would quit at once)
             if not pressed:
                 pressed.append(True)
-                _thread.interrupt_main()
+                _press_ctrl_c()
 
         run.subscribe(press_once)
         return run
