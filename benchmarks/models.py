@@ -66,15 +66,17 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict[str, Any]:
     torch.set_num_threads(mx.target.host_cores())
     trials = QUICK_TRIALS if quick else TRIALS
     rows = []
+    columns = [
+        "model", "tasks", "trials", "tune_s", "first_event_s", "msx_us", "torch_us", "torch/msx", "plain_tune_s",
+        "plain_us", "torch/plain", "tune_s/plain", "max_abs_error",
+    ]
     for label, (module, inputs) in _models(quick).items():
         if only and not any(text in label for text in only):
             continue
         with tempfile.TemporaryDirectory() as tmp:
             rows.append(_one(label, module, inputs, trials, tmp))
-    columns = [
-        "model", "tasks", "trials", "tune_s", "first_event_s", "msx_us", "torch_us", "torch/msx", "plain_tune_s",
-        "plain_us", "torch/plain", "tune_s/plain", "max_abs_error",
-    ]
+        # each model takes up to an hour at the real budget: its row is shown (with its trials per task) as it ends
+        print(table(rows[-1:], columns), "\ntrials per task:", rows[-1]["trials_per_task"], flush=True)
     print(table(rows, columns))
     return {"trials": trials, "rows": rows}
 
