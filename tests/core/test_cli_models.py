@@ -94,9 +94,17 @@ FACTORIES = textwrap.dedent(
 
 
 def _press_ctrl_c() -> None:
-    """What a terminal's Ctrl-C does: SIGINT, here sent to the main thread (where Python runs signal handlers; a
-    simulated one from another thread, ``_thread.interrupt_main``, was missed under load)."""
+    """What a terminal's Ctrl-C does: SIGINT, sent to the main thread (where Python runs signal handlers)."""
     signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal: a suite started in the background by a non-interactive
+    shell (``bash -c "make test" &``) inherits SIGINT ignored, and Python then never installs its handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)
 
 
 def _run(argv: list) -> SimpleNamespace:
@@ -175,7 +183,7 @@ def test_tune_model_again_continues_and_prints_the_tasks_and_the_check(tuned, fa
     assert mx.open_model_run(work).tasks["trials"].sum() == 5  # the 4 of the first session are kept
 
 
-def test_ctrl_c_stops_the_tuning_and_keeps_every_record(tuned, factories, tmp_path, monkeypatch):
+def test_ctrl_c_stops_the_tuning_and_keeps_every_record(tuned, factories, tmp_path, monkeypatch, sigint_raises):
     work = tmp_path / "mlp"
     shutil.copytree(tuned.work, work)
     real_tune_model = mx.tune_model
