@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import difflib
 import importlib.util
+import signal
+import threading
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,17 @@ def tile_space(gmm: mx.Workload, tile_module: mx.TransformModule) -> mx.Space:
 @pytest.fixture(scope="session")
 def tile_samples(tile_space: mx.Space) -> mx.SampleSet:
     return tile_space.sample(24, seed=0)
+
+
+def press_ctrl_c() -> None:
+    """What a terminal's Ctrl-C does: SIGINT, sent to the main thread (where Python runs signal handlers)."""
+    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
+
+
+@pytest.fixture
+def sigint_raises():
+    """Ctrl-C raises KeyboardInterrupt, as in a terminal: a suite started in the background by a non-interactive
+    shell (``bash -c "make test" &``) inherits SIGINT ignored, and Python then never installs its handler."""
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    yield
+    signal.signal(signal.SIGINT, previous)

@@ -9,15 +9,14 @@ import contextlib
 import io
 import json
 import shutil
-import signal
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import press_ctrl_c
 
 import msexplore as mx
 from msexplore.cli import main
@@ -31,20 +30,6 @@ SHAPE = "n=32,m=32,k=32"
 # a smaller evolutionary population than TVM's 512 keeps each batch's generation quick
 FAST = ["--strategy-option", "population_size=32,init_min_unmeasured=8"]
 BUNDLE_FILES = {"kernel.so", "manifest.json", "record.json", "schedule.py", "trace.json", "trace.py", "workload.json"}
-
-
-def _press_ctrl_c() -> None:
-    """What a terminal's Ctrl-C does: SIGINT, sent to the main thread (where Python runs signal handlers)."""
-    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-
-
-@pytest.fixture
-def sigint_raises():
-    """Ctrl-C raises KeyboardInterrupt, as in a terminal: a suite started in the background by a non-interactive
-    shell (``bash -c "make test" &``) inherits SIGINT ignored, and Python then never installs its handler."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 def _run(argv: list[str]) -> SimpleNamespace:
@@ -153,7 +138,7 @@ def test_tune_again_continues_and_ctrl_c_stops_keeping_every_record(tuned, tmp_p
         def press_once(batch):  # as if Ctrl-C came once the first batch is in (a second one would quit at once)
             if not pressed:
                 pressed.append(True)
-                _press_ctrl_c()
+                press_ctrl_c()
 
         run.subscribe(press_once)
         return run

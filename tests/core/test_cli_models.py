@@ -12,13 +12,12 @@ import io
 import json
 import re
 import shutil
-import signal
 import textwrap
-import threading
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
+from conftest import press_ctrl_c
 
 import msexplore as mx
 from msexplore.cli import main
@@ -91,20 +90,6 @@ FACTORIES = textwrap.dedent(
     VALUE = 3
     '''
 )
-
-
-def _press_ctrl_c() -> None:
-    """What a terminal's Ctrl-C does: SIGINT, sent to the main thread (where Python runs signal handlers)."""
-    signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)
-
-
-@pytest.fixture
-def sigint_raises():
-    """Ctrl-C raises KeyboardInterrupt, as in a terminal: a suite started in the background by a non-interactive
-    shell (``bash -c "make test" &``) inherits SIGINT ignored, and Python then never installs its handler."""
-    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
-    yield
-    signal.signal(signal.SIGINT, previous)
 
 
 def _run(argv: list) -> SimpleNamespace:
@@ -195,7 +180,7 @@ def test_ctrl_c_stops_the_tuning_and_keeps_every_record(tuned, factories, tmp_pa
         def press_once(task, batch):  # as if Ctrl-C came once the first batch is in (a second one would quit at once)
             if not pressed:
                 pressed.append(True)
-                _press_ctrl_c()
+                press_ctrl_c()
 
         run.subscribe(press_once)
         return run
