@@ -184,7 +184,12 @@ def _microkernel(sch: Schedule, block: Any, vecs: int, pack: bool) -> Schedule:
         pack_loops = sch.get_loops(packed)
         if len(pack_loops) > 1:
             sch.parallel(sch.fuse(*pack_loops[:-1]))
-        sch.vectorize(pack_loops[-1])
+        inner = pack_loops[-1]
+        extent = sch.get(inner).extent
+        if isinstance(extent, tvm.tirx.IntImm) and int(extent) > LANES and int(extent) % LANES == 0:
+            # one zmm at a time: a whole 1024-wide row as one LLVM vector took LLVM ~1 s per build (30x the kernel)
+            inner = sch.split(inner, [None, LANES])[1]
+        sch.vectorize(inner)
     return sch
 
 
