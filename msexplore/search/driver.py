@@ -19,6 +19,7 @@ from .strategies import create_strategy
 __all__ = ["search"]
 
 COST_MODELS = ("xgb", "random")
+GENERATION_SIZE = 64  # candidates one generation of the evolutionary search picks by default (TVM's own default)
 
 
 def search(
@@ -37,6 +38,7 @@ def search(
     build_timeout_s: float = 60,
     run_timeout_s: float = 60,
     workers: Any = None,
+    batches_per_generation: int | None = None,
     **strategy_options: Any,
 ) -> SearchRun:
     """Start a search of ``trials`` measured candidates over ``space``; returns at once with the running run.
@@ -67,6 +69,10 @@ def search(
     workers
         ``msexplore.workers.Workers`` to build and measure in, shared with other searches (a model run's task
         searches share one); their timeouts then apply. Default: the search starts its own and stops them at its end.
+    batches_per_generation
+        Measured batches filled by one generation of the strategy (see ``msexplore.search.guard``): the evolutionary
+        search spends most of a small batch's time evolving its population, so by default it picks 64 candidates
+        at once (TVM's own generation size), measured and published ``batch_size`` at a time; other strategies 1.
     """
     from ..space import Space
 
@@ -78,7 +84,10 @@ def search(
     check_positive_int("num_threads", num_threads, or_none=True)
     if workers is not None and (not isinstance(workers, Workers) or workers.closed):
         raise TypeError(f"workers must be open msexplore.workers.Workers or None, got {workers!r}")
+    check_positive_int("batches_per_generation", batches_per_generation, or_none=True)
     strategy_obj = create_strategy(strategy, strategy_options)
+    if batches_per_generation is None:
+        batches_per_generation = default_batches_per_generation(strategy_obj, batch_size)
     if isinstance(cost_model, str) and cost_model not in COST_MODELS:
         raise ValueError(f"unknown cost_model {cost_model!r}; accepted: {list(COST_MODELS)} or a tvm CostModel")
     space.require_design_spaces()
@@ -102,6 +111,7 @@ def search(
         "strategy_options": strategy_options,
         "trials": trials,
         "batch_size": batch_size,
+        "batches_per_generation": batches_per_generation,
         "seed": seed,
         "cost_model": cost_model if isinstance(cost_model, str) else type(cost_model).__name__,
         "check": check,
@@ -114,8 +124,8 @@ def search(
     model = make_cost_model(cost_model, batch_size, num_threads)
     run = SearchRun(folder.path, config=config, space=space, session=session, history=history, cost_model=model)
     tune = functools.partial(
-        _tune, space, folder, model, strategy_obj, trials, batch_size, seed, num_threads, check, evaluator, rpc,
-        build_timeout_s, run_timeout_s, workers,
+        _tune, space, folder, model, strategy_obj, trials, batch_size, batches_per_generation, seed, num_threads,
+        check, evaluator, rpc, build_timeout_s, run_timeout_s, workers,
     )
     return run.start(tune)
 
@@ -129,6 +139,22 @@ def _prepare_folder(work_dir: Any, space: Any) -> str:
         raise ValueError(f"work_dir {work_dir!r} is a file; give a folder (new or one of an earlier run)")
     os.makedirs(work_dir, exist_ok=True)
     return work_dir
+
+
+def default_batches_per_generation(strategy: Any, batch_size: int) -> int:
+    """4 batches of 16 per generation of the evolutionary search (64 candidates, TVM's own), 1 for the others."""
+    from tvm.s_tir import meta_schedule as ms
+
+    if isinstance(strategy, ms.search_strategy.EvolutionarySearch):
+        return max(1, GENERATION_SIZE // batch_size)
+    return 1
+
+
+def untrained(cost_model: Any) -> bool:
+    """Whether ``cost_model`` is an XGBoost model that has seen no measurement yet (its scores would be noise)."""
+    from tvm.s_tir import meta_schedule as ms
+
+    return isinstance(cost_model, ms.cost_model.XGBModel) and getattr(cost_model, "data_size", 0) == 0
 
 
 def make_cost_model(spec: Any, batch_size: int, num_threads: int | None) -> Any:
@@ -152,6 +178,7 @@ def _tune(
     strategy: Any,
     trials: int,
     batch_size: int,
+    batches_per_generation: int,
     seed: int,
     num_threads: int | None,
     check: bool,
@@ -163,7 +190,10 @@ def _tune(
     recorder: BatchRecorder,
 ) -> None:
     """The session's work on the run's thread: MetaSchedule's tuning, its batches handed to ``recorder``."""
+    from tvm.s_tir import meta_schedule as ms
+
     from ..measure import make_builder, make_runner
+    from .guard import GuardedStrategy
 
     threads = int(num_threads or space.target.attrs.get("num-cores") or os.cpu_count() or 1)
     own = workers is None
@@ -177,7 +207,14 @@ def _tune(
             space.workload, check_dir=os.path.join(folder.path, "check"), rpc=rpc, evaluator=evaluator,
             timeout_sec=run_timeout_s, check=check, workers=workers,
         )
-        _run_tune_tir(space, folder, cost_model, strategy, trials, batch_size, seed, threads, builder, runner, recorder)
+        guarded = GuardedStrategy(
+            strategy,
+            recorder.stop_requested,
+            batches_per_generation,
+            # random first batch: only where the strategy would otherwise evolve a population by an empty model
+            warm_start=isinstance(strategy, ms.search_strategy.EvolutionarySearch) and untrained(cost_model),
+        )
+        _run_tune_tir(space, folder, cost_model, guarded, trials, batch_size, seed, threads, builder, runner, recorder)
     finally:
         if own:
             workers.close()
@@ -189,7 +226,6 @@ def _run_tune_tir(
 ) -> None:
     from tvm.s_tir import meta_schedule as ms
 
-    from .guard import GuardedStrategy
     from .hooks import BatchScores, Predict, Publish
 
     scores = BatchScores()
@@ -204,7 +240,7 @@ def _run_tune_tir(
         max_trials_global=trials,
         num_trials_per_iter=batch_size,
         space=space.space_generator(),
-        strategy=GuardedStrategy(strategy, recorder.stop_requested),
+        strategy=strategy,
         builder=builder,
         runner=runner,
         database=folder.database(),

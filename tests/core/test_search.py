@@ -170,6 +170,41 @@ def test_a_search_measures_no_more_than_its_trials(space, tmp_path):
     assert len(RunFolder(tmp_path / "budget").database_lines()) == len(second.events)
 
 
+def _generations(run) -> int:
+    """How many times TVM's evolutionary search evolved a population in this run (its task log says each time)."""
+    logs = [f for f in os.listdir(os.path.join(run.work_dir, "logs")) if "task_0" in f]
+    with open(os.path.join(run.work_dir, "logs", logs[0])) as f:
+        return f.read().count("Generating candidates")
+
+
+@pytest.mark.parametrize("per_generation, generations", [(1, range(3, 9)), (None, range(1, 3))])
+def test_one_generation_fills_several_batches(space, tmp_path, per_generation, generations):
+    """16 trials in batches of 4: the first batch is sampled (the cost model knows nothing yet); the other 12 take
+    3 generations of one batch each, or one generation by default (64 candidates; a second one at most when TVM's
+    evolution re-picks programs the first batch measured, which the guard drops)."""
+    run = mx.search(space, trials=16, batch_size=4, batches_per_generation=per_generation, work_dir=tmp_path / "g",
+                    **SMALL)
+    sizes = []
+    run.subscribe(lambda batch: sizes.append(len(batch)), replay=True)
+    run.wait()
+    assert run.status == "done", run.error
+    assert sum(sizes) == 16 and max(sizes) == 4 and len(sizes) >= 4, "batches are published one by one, <= 4 each"
+    assert _generations(run) in generations
+    assert len({json.dumps(e.trace, sort_keys=True) for e in run.events}) == 16
+    expected = per_generation or 16  # 64 // 4
+    assert json.loads((tmp_path / "g" / "run.json").read_text())["batches_per_generation"] == expected
+
+
+def test_an_untrained_cost_model_gets_a_random_first_batch_not_an_evolution(space, tmp_path):
+    """Evolving 32 programs by an XGBoost model that has seen nothing is random sampling at a higher price."""
+    fresh = mx.search(space, trials=4, batch_size=4, work_dir=tmp_path / "xgb", **SMALL).wait()
+    assert fresh.status == "done" and len(fresh.events) == 4
+    assert _generations(fresh) == 0
+    # with cost_model="random" the user asked for TVM's evolution by random scores: it is left alone
+    scored = mx.search(space, trials=4, batch_size=4, cost_model="random", work_dir=tmp_path / "rnd", **SMALL).wait()
+    assert scored.status == "done" and _generations(scored) == 1
+
+
 def test_stop_returns_within_a_batch_and_keeps_records(space, tmp_path):
     first_batch = threading.Event()
     run = mx.search(space, trials=200, batch_size=8, work_dir=tmp_path / "stop", **SMALL)
@@ -255,6 +290,7 @@ def test_module_failing_in_one_branch_does_not_stop_the_search(tmp_path):
         ({"trials": 8, "population": 3}, r"has no option\(s\) \['population'\]; its options are population_size="),
         ({"trials": 8, "cost_model": "mlp"}, r"unknown cost_model 'mlp'; accepted: \['xgb', 'random'\]"),
         ({"trials": 8, "batch_size": -1}, "batch_size must be a positive integer"),
+        ({"trials": 8, "batches_per_generation": 0}, "batches_per_generation must be a positive integer"),
     ],
 )
 def test_bad_arguments_fail_before_any_work(space, tmp_path, kwargs, match):
