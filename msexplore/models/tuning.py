@@ -5,7 +5,9 @@ The budget is spent in two passes, with two rules TVM's task scheduler lacks:
 1. **Every task first.** Each task gets one batch (up to three, until one candidate is verified), so no task is left
    without a measured schedule while others take the budget; a task whose space holds one program gets one trial.
 2. **Then by estimated time.** The rest goes to the tasks in proportion to their share of the estimated model time
-   (calls per inference x best latency so far), in one search session per task.
+   (calls per inference x best latency so far), in one search session per task. A task whose search ends before
+   its share is spent (its strategy proposes only programs already measured) gives the rest back, and it is shared
+   again among the others in the same way.
 
 Each task's search is an ordinary run folder (``tasks/<name>/``): stop, resume without re-measuring, and reopening
 after a crash work per task as for any search, and the dashboard of one task is the usual search dashboard.
@@ -272,24 +274,38 @@ class ModelRun(BackgroundRun):
                 used += spent(name) - before
             if all(best(name) is not None for name in names):
                 break
-        rest = trials - used
-        growing = {name: weights[name] * best(name) for name in names if not single(name) and best(name) is not None}
-        total = sum(growing.values())
-        if rest <= 0 or not growing or total <= 0:
-            return
-        plan = {name: int(rest * value / total) for name, value in growing.items()}
-        for name in sorted(growing, key=lambda n: -growing[n]):  # leftover trials from rounding to the largest first
-            if sum(plan.values()) >= rest:
-                break
-            plan[name] += 1
-        for name in sorted(plan, key=lambda n: -plan[n]):
-            if self._stop_requested.is_set():
+        exhausted: set[str] = set()  # tasks whose search ended before its share: nothing new left to propose
+        while used < trials and not self._stop_requested.is_set():
+            rest = trials - used
+            growing = {
+                name: weights[name] * best(name)
+                for name in names
+                if not single(name) and best(name) is not None and name not in exhausted
+            }
+            total = sum(growing.values())
+            if not growing or total <= 0:
                 return
-            n = min(plan[name], trials - used)  # what is left, should a search have measured less or more
-            if n > 0:
+            plan = {name: int(rest * value / total) for name, value in growing.items()}
+            for name in sorted(growing, key=lambda n: -growing[n]):  # leftover trials from rounding, largest first
+                if sum(plan.values()) >= rest:
+                    break
+                plan[name] += 1
+            measured = 0
+            for name in sorted(plan, key=lambda n: -plan[n]):
+                if self._stop_requested.is_set():
+                    return
+                n = min(plan[name], trials - used)  # what is left, should a search have measured less or more
+                if n <= 0:
+                    continue
                 before = spent(name)
                 self._search_task(name, space(name), n, options)
-                used += spent(name) - before
+                got = spent(name) - before
+                used += got
+                measured += got
+                if got < n:  # its strategy ran out of programs it had not measured: the rest goes to the others
+                    exhausted.add(name)
+            if measured == 0:
+                return
 
     def compile(self, model: Model | None = None, *, check: bool = True) -> Any:
         """The model compiled with this run's best verified record per task (see ``compile_model``)."""

@@ -282,3 +282,37 @@ def test_killed_model_run_loses_no_record_and_resumes_without_remeasuring(model,
         assert len(task_run.events) == len(RunFolder(task_run.work_dir).database_lines())
         traces = [json.dumps(e.trace) for e in task_run.events]
         assert len(set(traces)) == len(traces), f"{name}: a program was measured twice"
+
+
+def _tiny_task_model():
+    """Two tasks: a 1x4 by 4x4 matmul called 30 times (most of the estimated time, but a space of a handful of
+    programs) and one 1x64 by 64x128 matmul."""
+    from tvm import relax
+
+    rng = np.random.default_rng(0)
+    bb = relax.BlockBuilder()
+    x = relax.Var("x", relax.TensorType((1, 64), "float32"))
+    with bb.function("main", [x]):
+        with bb.dataflow():
+            w = relax.const(rng.uniform(-1, 1, (64, 128)).astype("float32"))
+            h = bb.emit(relax.op.nn.relu(relax.op.matmul(x, w)))
+            h = bb.emit(relax.op.strided_slice(h, axes=[1], begin=[0], end=[4]))
+            for _ in range(30):
+                w = relax.const(rng.uniform(-1, 1, (4, 4)).astype("float32"))
+                h = bb.emit(relax.op.nn.relu(relax.op.matmul(h, w)))
+            out = bb.emit_output(h)
+        bb.emit_func_output(out)
+    return mx.Model.from_relax(bb.get(), name="tiny")
+
+
+def test_a_task_whose_space_runs_out_gives_its_share_to_the_others(tmp_path):
+    model = _tiny_task_model()
+    tiny, big = (t.name for t in sorted(model.task_list, key=lambda t: -t.weight))
+    run = mx.tune_model(model, trials=120, work_dir=tmp_path / "tiny", **SMALL).wait()
+    assert run.status == "done", run.error
+    trials = dict(zip(run.tasks["task"], run.tasks["trials"]))
+    shares = dict(zip(run.tasks["task"], run.tasks["time_share"]))
+    assert shares[tiny] > 0.5, "the test needs the small space to hold most of the estimated time"
+    assert trials[tiny] < 60, trials  # its evolutionary search ran out of new programs well before its share
+    assert sum(trials.values()) == 120, trials  # ... and what it left was measured on the other task
+    assert trials[big] > 60, trials
