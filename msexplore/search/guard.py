@@ -93,23 +93,36 @@ class GuardedStrategy(PySearchStrategy):
         self.inner.post_tuning()
 
     def generate_measure_candidates(self) -> Any:
-        for _ in range(MAX_EMPTY_ROUNDS):
-            if self.stop_requested() or self.handed_out >= self.budget:
-                self.queue.clear()
-                return None
-            if not self.queue:
-                fresh = self._generate()
-                if fresh is None:
-                    return None
-                if not fresh:
-                    self.inner.notify_runner_results([], [])
-                    continue
-                self.queue = fresh
-            batch = self.queue[: min(self.batch, self.budget - self.handed_out)]  # never more than the trials
-            del self.queue[: self.batch]
-            self.handed_out += len(batch)
-            return batch
-        return None  # only already-measured programs came out, round after round: the space is exhausted
+        empty_rounds = 0
+        while not self.stop_requested() and self.handed_out < self.budget:
+            want = min(self.batch, self.budget - self.handed_out)  # never more than the session's trials
+            if self.queue and (len(self.queue) >= want or not self._fills_batches()):
+                break
+            if empty_rounds >= MAX_EMPTY_ROUNDS:  # only already-measured programs, round after round: exhausted
+                break
+            fresh = self._generate()
+            if fresh is None:  # the strategy is done
+                break
+            if not fresh:
+                empty_rounds += 1
+                self.inner.notify_runner_results([], [])
+            # a generation that re-picked programs measured earlier (TVM's evolution does not know the ones of
+            # an earlier session or of the random first batch) is topped up by the next one: batches stay whole
+            self.queue.extend(fresh)
+        if self.stop_requested() or self.handed_out >= self.budget or not self.queue:
+            self.queue.clear()
+            return None
+        batch = self.queue[: min(self.batch, self.budget - self.handed_out)]
+        del self.queue[: len(batch)]
+        self.handed_out += len(batch)
+        return batch
+
+    def _fills_batches(self) -> bool:
+        """Whether the inner strategy may be asked for more before its last candidates are measured: TVM's own
+        strategies only count the results they are notified of; a Python strategy (the beam) may not."""
+        from tvm.s_tir.meta_schedule.search_strategy import EvolutionarySearch, ReplayFunc
+
+        return isinstance(self.inner, (EvolutionarySearch, ReplayTrace, ReplayFunc))
 
     def _generate(self) -> list[Any] | None:
         """The next generation's programs that were never measured; ``None`` when the strategy is done or a stop
