@@ -76,17 +76,18 @@ def _user_code(what: str) -> Iterator[None]:
         raise UsageError(f"{what} failed: {short_error(error)}") from error
 
 
-def model_from_factory(result: Any, name: str, target: Any) -> Any:
+def model_from_factory(result: Any, name: str, target: Any, conv_layout: str | None = None) -> Any:
     """The ``mx.Model`` of what a factory returned (named after the factory); UsageError for anything else."""
     pair = isinstance(result, (tuple, list)) and len(result) == 2
+    options = dict(name=name, target=target, conv_layout=conv_layout)
     with bad_input():
         if isinstance(result, tvm.IRModule):
-            return mx.Model.from_relax(result, name=name, target=target)
+            return mx.Model.from_relax(result, **options)
         if pair and isinstance(result[0], tvm.IRModule):
-            return mx.Model.from_relax(result[0], result[1], name=name, target=target)
+            return mx.Model.from_relax(result[0], result[1], **options)
         if pair and _is_torch_module(result[0]):
             try:
-                return mx.Model.from_torch(result[0], result[1], name=name, target=target)
+                return mx.Model.from_torch(result[0], result[1], **options)
             except ImportError as error:  # torch missing: Model.from_torch's text says what to install
                 raise UsageError(str(error)) from error
     got = f"({', '.join(type(x).__name__ for x in result)})" if pair else type(result).__name__

@@ -65,6 +65,9 @@ def add_parser(commands: Any, *, parents: Sequence[argparse.ArgumentParser]) -> 
     tune_model.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (xgb)")
     tune_model.add_argument("--target", metavar="TARGET",
                             help="'llvm -mcpu=znver5 -num-cores 2' or a JSON dict; default: this machine's CPU")
+    tune_model.add_argument("--conv-layout", choices=["NHWC"], default=None,
+                            help="compute 2-D convolutions channels-last (what the x86-avx512 module needs); "
+                            "default: the model's own layout")
     tune_model.add_argument("--export", metavar="DIR",
                             help="export the compiled model to DIR (load it with msexplore.load_model)")
     tune_model.add_argument("--overwrite", action="store_true", help="with --export: replace DIR if it exists")
@@ -84,7 +87,7 @@ def _tune_model(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not args.quiet:
         print(f"[msexplore] building the model: {args.factory}", file=err, flush=True)
     name, factory = load_factory(args.factory)
-    model = model_from_factory(call_factory(factory, name), name, target)
+    model = model_from_factory(call_factory(factory, name), name, target, args.conv_layout)
     with bad_input():  # the tasks are extracted here: a model TVM cannot legalize is a ModelImportError
         run = mx.tune_model(
             model, args.trials, modules=modules, work_dir=args.work_dir, batch_size=args.batch_size, seed=args.seed,

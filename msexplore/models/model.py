@@ -56,13 +56,16 @@ class Model:
         target: TargetLike = None,
         source: str = "relax",
         fast_math: bool = True,
+        conv_layout: str | None = None,
     ):
         if not isinstance(mod, tvm.IRModule) or "main" not in [gv.name_hint for gv in mod.functions]:
             raise TypeError(f"Model expects a Relax IRModule with a 'main' function, got {_describe(mod)}")
         if not isinstance(mod["main"], relax.Function):
             raise TypeError(f"the module's 'main' is a {type(mod['main']).__name__}, not a Relax function")
         self.fast_math = bool(fast_math)
-        self.mod = _fast_math(mod) if self.fast_math else mod
+        self.conv_layout = _check_conv_layout(conv_layout)
+        mod = _fast_math(mod) if self.fast_math else mod
+        self.mod = _convert_layout(mod, self.conv_layout)
         self.name = name
         self.target = resolve_target(target)
         self.source = source
@@ -78,18 +81,22 @@ class Model:
         name: str = "model",
         target: TargetLike = None,
         fast_math: bool = True,
+        conv_layout: str | None = None,
     ) -> Model:
         """A model from a Relax module; ``params`` (name -> array) are bound into ``main`` as constants.
 
         ``fast_math`` computes exp, erf, tanh, softmax and GELU with TVM's vectorizable approximations (see
         ``msexplore.models.fast_math``); the compiled model's check reports the error against the source.
+        ``conv_layout="NHWC"`` computes the 2-D convolutions channels-last (weights ``OHWI``, converted once at
+        compile time; the model's inputs and outputs keep their layout, a transpose at each end): the channel axis
+        is then contiguous, which is what the ``x86-avx512`` micro-kernel needs. ``None`` keeps the source's.
         """
         if params:
             if not isinstance(params, dict):
                 raise TypeError(f"params must be a dict of parameter name -> array, got {type(params).__name__}")
             bound = {k: v if isinstance(v, tvm.runtime.Tensor) else tvm.runtime.tensor(v) for k, v in params.items()}
             mod = relax.transform.BindParams("main", bound)(mod)
-        return cls(mod, name=name, target=target, source="relax", fast_math=fast_math)
+        return cls(mod, name=name, target=target, source="relax", fast_math=fast_math, conv_layout=conv_layout)
 
     @classmethod
     def from_torch(
@@ -101,16 +108,20 @@ class Model:
         target: TargetLike = None,
         custom_convert_map: dict[str, Any] | None = None,
         fast_math: bool = True,
+        conv_layout: str | None = None,
     ) -> Model:
         """A model from a ``torch.nn.Module`` in eval mode and example inputs (their shapes and dtypes are fixed).
 
         Goes through ``torch.export.export`` and TVM's ``from_exported_program``; a construct either cannot take
         raises ``ModelImportError`` naming it. ``custom_convert_map`` gives the frontend converters for operators
         it lacks (``{"_linalg_det.default": converter}``, named as the error names them; see TVM's
-        ``from_exported_program``).
+        ``from_exported_program``). ``fast_math`` and ``conv_layout`` as for ``from_relax``.
         """
         mod = import_torch(module, example_inputs, custom_convert_map=custom_convert_map)
-        model = cls(mod, name=name or type(module).__name__, target=target, source="torch", fast_math=fast_math)
+        model = cls(
+            mod, name=name or type(module).__name__, target=target, source="torch", fast_math=fast_math,
+            conv_layout=conv_layout,
+        )
         model._torch_module = module
         return model
 
@@ -212,7 +223,28 @@ class Model:
     def __repr__(self) -> str:
         inputs = " ".join(str(s) for s in self.inputs)
         exact = "" if self.fast_math else ", exact math"
-        return f"Model({self.name}, from {self.source}, inputs {inputs}, {len(self.task_list)} task(s){exact})"
+        layout = f", convolutions {self.conv_layout}" if self.conv_layout else ""
+        return f"Model({self.name}, from {self.source}, inputs {inputs}, {len(self.task_list)} task(s){exact}{layout})"
+
+
+CONV_LAYOUTS = {"NHWC": {"relax.nn.conv2d": ["NHWC", "OHWI"]}}  # accepted conv_layout -> Relax's desired layouts
+
+
+def _check_conv_layout(layout: Any) -> str | None:
+    if layout is None or layout in CONV_LAYOUTS:
+        return layout
+    raise ValueError(f"conv_layout must be one of {sorted(CONV_LAYOUTS)} or None (the source's), got {layout!r}")
+
+
+def _convert_layout(mod: tvm.IRModule, layout: str | None) -> tvm.IRModule:
+    """``mod`` with its convolutions in ``layout`` (Relax's ConvertLayout; its layout transforms of constant weights
+    are folded when the model is prepared)."""
+    if layout is None:
+        return mod
+    try:
+        return relax.transform.ConvertLayout(CONV_LAYOUTS[layout])(mod)
+    except Exception as err:  # noqa: BLE001 - TVM raises built-in types; say what failed in one line
+        raise ModelImportError(f"TVM could not convert the model's convolutions to {layout}: {error_line(err)}") from err
 
 
 def prepare(mod: tvm.IRModule, target: Any) -> tvm.IRModule:

@@ -193,3 +193,42 @@ def test_weights_stay_random_in_a_tasks_workload_small_constants_stay_fixed():
     assert [shapes[k] for k in wl.fixed_inputs] == [(256,)]  # the scale, not the 128 x 256 weight
     assert np.all(next(iter(wl.fixed_inputs.values())) == 0.5)
     assert len(json.dumps(wl.to_json())) < 20_000
+
+
+@I.ir_module
+class ConvLayer:
+    @R.function
+    def main(x: R.Tensor((1, 16, 8, 8), "float32"), w: R.Tensor((32, 16, 3, 3), "float32")):
+        with R.dataflow():
+            y = R.nn.relu(R.nn.conv2d(x, w, padding=1))
+            R.output(y)
+        return y
+
+
+def test_convolutions_channels_last_give_the_avx512_module_its_contiguous_axis():
+    w = np.random.default_rng(0).uniform(-1, 1, (32, 16, 3, 3)).astype("float32")
+    nchw = mx.Model.from_relax(ConvLayer, {"w": w}, name="conv")
+    nhwc = mx.Model.from_relax(ConvLayer, {"w": w}, name="conv", conv_layout="NHWC")
+    assert repr(nhwc) == "Model(conv, from relax, inputs x[1,16,8,8]f32, 3 task(s), convolutions NHWC)"
+    assert nhwc.inputs == nchw.inputs  # the model is called as before; transposes at its ends
+
+    def conv_task(model):
+        return next(t for t in model.task_list if "conv2d" in t.name)
+
+    assert conv_task(nchw).workload.args[-1].shape == (1, 32, 8, 8)
+    assert conv_task(nhwc).workload.args[-1].shape == (1, 8, 8, 32)  # channels contiguous: 32 = 2 x 16 lanes
+
+    def design_spaces(model, modules):
+        return len(mx.Space(conv_task(model).workload, modules, target=model.target).design_spaces)
+
+    if mx.hardware.avx512.has_avx512():
+        # the micro-kernel forks the space only where the output's last axis is the (16-divisible) channel axis
+        assert design_spaces(nchw, ["default", "x86-avx512"]) == design_spaces(nchw, ["default"])
+        assert design_spaces(nhwc, ["default", "x86-avx512"]) > design_spaces(nhwc, ["default"])
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 16, 8, 8)).astype("float32")
+    with pytest.warns(UserWarning, match="fallback schedule"):
+        a, b = mx.compile_model(nchw), mx.compile_model(nhwc)
+    assert a.check.ok and b.check.ok, (a.check, b.check)
+    np.testing.assert_allclose(b(x), a(x), rtol=1e-5, atol=1e-5)
+    with pytest.raises(ValueError, match=r"conv_layout must be one of \['NHWC'\] or None \(the source's\), got 'NCHWc'"):
+        mx.Model.from_relax(ConvLayer, {"w": w}, conv_layout="NCHWc")
