@@ -110,6 +110,11 @@ def test_blocks_it_cannot_vectorise_fall_back_to_the_defaults():
     odd = mx.workload("GMM", n=32, m=24, k=32)  # 24 columns: not a multiple of 16 lanes
     space = mx.Space(odd, modules=MODULES, target=SKYLAKE)
     assert not _module_rvs(space) and space.design_spaces
+    # one row (a batch-1 linear layer): nothing to block in registers; the defaults' tiling is left to it
+    gemv = mx.Space(mx.workload("GMM", n=1, m=1024, k=1024), modules=MODULES, target=SKYLAKE)
+    assert not _module_rvs(gemv) and gemv.design_spaces
+    two_rows = mx.Space(mx.workload("GMM", n=2, m=1024, k=1024), modules=MODULES, target=SKYLAKE)
+    assert _module_rvs(two_rows)
 
 
 def test_samples_are_valid_and_packed_spaces_read_b_in_panels(gemm_samples):
