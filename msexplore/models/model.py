@@ -21,6 +21,7 @@ from ..common import error_line
 from ..target import TargetLike, resolve_target
 from ..workloads import TensorSpec, Workload, workload
 from .fast_math import fast_math as _fast_math
+from .fold_batch_norm import fold_batch_norm
 from .torch_import import ModelImportError, import_torch
 
 __all__ = ["Model", "ModelImportError", "Task"]
@@ -64,6 +65,7 @@ class Model:
             raise TypeError(f"the module's 'main' is a {type(mod['main']).__name__}, not a Relax function")
         self.fast_math = bool(fast_math)
         self.conv_layout = _check_conv_layout(conv_layout)
+        mod = fold_batch_norm(mod)  # inference: a batch norm after a convolution is its weights and a bias
         mod = _fast_math(mod) if self.fast_math else mod
         self.mod = _convert_layout(mod, self.conv_layout)
         self.name = name
@@ -238,11 +240,13 @@ def _check_conv_layout(layout: Any) -> str | None:
 
 def _convert_layout(mod: tvm.IRModule, layout: str | None) -> tvm.IRModule:
     """``mod`` with its convolutions in ``layout`` (Relax's ConvertLayout; its layout transforms of constant weights
-    are folded when the model is prepared)."""
+    are folded when the model is prepared). ConvertLayout transposes an input once per use (a ResNet block's input
+    feeds the convolution and the residual): common subexpressions are merged after it."""
     if layout is None:
         return mod
     try:
-        return relax.transform.ConvertLayout(CONV_LAYOUTS[layout])(mod)
+        converted = relax.transform.ConvertLayout(CONV_LAYOUTS[layout])(mod)
+        return relax.transform.EliminateCommonSubexpr()(converted)
     except Exception as err:  # noqa: BLE001 - TVM raises built-in types; say what failed in one line
         raise ModelImportError(f"TVM could not convert the model's convolutions to {layout}: {error_line(err)}") from err
 

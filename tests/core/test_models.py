@@ -232,3 +232,41 @@ def test_convolutions_channels_last_give_the_avx512_module_its_contiguous_axis()
     np.testing.assert_allclose(b(x), a(x), rtol=1e-5, atol=1e-5)
     with pytest.raises(ValueError, match=r"conv_layout must be one of \['NHWC'\] or None \(the source's\), got 'NCHWc'"):
         mx.Model.from_relax(ConvLayer, {"w": w}, conv_layout="NCHWc")
+
+
+@I.ir_module
+class ConvBatchNormLayer:
+    @R.function
+    def main(x: R.Tensor((1, 8, 6, 6), "float32"), w: R.Tensor((8, 8, 3, 3), "float32"),
+             gamma: R.Tensor((8,), "float32"), beta: R.Tensor((8,), "float32"), mean: R.Tensor((8,), "float32"),
+             var: R.Tensor((8,), "float32")):
+        with R.dataflow():
+            y = R.nn.conv2d(x, w, padding=1)
+            z = R.nn.batch_norm(y, gamma, beta, mean, var, axis=1, epsilon=1e-5, training=False)
+            out = R.nn.relu(z[0])
+            R.output(out)
+        return out
+
+
+def test_an_inference_batch_norm_is_folded_into_the_convolution_before_it():
+    import tvm
+    from tvm import relax
+
+    rng = np.random.default_rng(0)
+    params = {
+        "w": rng.uniform(-1, 1, (8, 8, 3, 3)), "gamma": rng.uniform(0.5, 2, 8), "beta": rng.uniform(-1, 1, 8),
+        "mean": rng.uniform(-1, 1, 8), "var": rng.uniform(0.5, 2, 8),
+    }
+    params = {k: v.astype("float32") for k, v in params.items()}
+    model = mx.Model.from_relax(ConvBatchNormLayer, params, name="convbn")
+    assert [t.name for t in model.task_list] == ["fused_conv2d_add_relu"]  # one task: no batch-norm pass after it
+    x = rng.uniform(-1, 1, (1, 8, 6, 6)).astype("float32")
+    unfolded = relax.transform.BindParams("main", {k: tvm.runtime.tensor(v) for k, v in params.items()})(
+        ConvBatchNormLayer
+    )
+
+    def run(mod):
+        vm = relax.VirtualMachine(relax.build(mod, target="llvm"), tvm.cpu())
+        return vm["main"](tvm.runtime.tensor(x)).numpy()
+
+    np.testing.assert_allclose(run(model.mod), run(unfolded), rtol=1e-5, atol=1e-5)
