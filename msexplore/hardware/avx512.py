@@ -22,7 +22,7 @@ tiling can beat a micro-kernel over a short, nested k-panel::
 
     space = mx.Space(mx.workload("GMM", n=1024, m=1024, k=1024), modules=["default", "x86-avx512"])
 
-It applies to fp32 blocks with a reduction and at least two spatial axes whose last spatial axis is the
+It applies to fp32 blocks with a multiply-accumulate reduction (``out += a * b``) and at least two spatial axes whose last spatial axis is the
 output's contiguous axis, with an extent divisible by 16, and more than one row (not a matrix-vector product), and
 only when the target CPU has AVX-512F.
 """
@@ -87,14 +87,38 @@ def missing_avx512(target: Any) -> str | None:
     return f"its CPU {mcpu or '(generic x86-64)'} has no AVX-512F; pass mcpu of an AVX-512 CPU or mattr=['+avx512f']"
 
 
+def _multiply_accumulates(sblock: Any) -> bool:
+    """Whether the block's update is ``out = out + a * b`` (a GEMM's or a convolution's), not a max or a plain sum.
+
+    A softmax's row max has the same loop structure; the micro-kernel then forked its space into 36 design spaces,
+    one of whose programs took LLVM 129 s to build."""
+    store = sblock.body
+    if not isinstance(store, tvm.tirx.BufferStore) or not isinstance(store.value, tvm.tirx.Add):
+        return False
+
+    def product(expr: Any) -> bool:
+        while isinstance(expr, tvm.tirx.Cast):
+            expr = expr.value
+        return isinstance(expr, tvm.tirx.Mul)
+
+    def the_output(expr: Any) -> bool:  # a load (TVM 0.27: ir.expr.TensorLoad, its buffer is `source`)
+        source = getattr(expr, "source", None)
+        return source is not None and source.same_as(store.buffer)
+
+    a, b = store.value.a, store.value.b
+    return (the_output(a) and product(b)) or (the_output(b) and product(a))
+
+
 def microkernel_applies(sch: Schedule, block: Any) -> bool:
-    """fp32, one output, a reduction, >= 2 spatial axes (not a single row), the last one contiguous in the output
-    and 16-divisible."""
+    """fp32, one output, a multiply-accumulate reduction, >= 2 spatial axes (not a single row), the last one
+    contiguous in the output and 16-divisible."""
     sblock = sch.get(block)
     if len(sblock.writes) != 1 or sblock.init is None:
         return False
     out = sblock.writes[0].source
     if str(out.dtype) != "float32":
+        return False
+    if not _multiply_accumulates(sblock):
         return False
     types = _iter_types(sch, block)
     if "O" in types or "R" not in types or types.count("S") < 2:

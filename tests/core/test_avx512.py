@@ -163,3 +163,15 @@ def test_inner_loop_is_register_blocked_zmm_fmas(gemm_space):
         rows = sample.decisions["Z.tile_i"][-1]
         vecs = 64 // avx512.LANES // math.prod(sample.decisions["Z.tile_j_0_0"])  # the panel's vectors
         assert len({dst for *_, dst in fmas}) >= min(rows * vecs, 8)  # one accumulator per (row, vector)
+
+
+def test_a_row_max_with_the_loops_of_a_gemm_is_left_to_the_defaults():
+    """Softmax's row max reduces like a GEMM (spatial axes, then k) but is no multiply-accumulate."""
+    from tvm import te
+
+    x = te.placeholder((4, 128, 128), name="X")
+    k = te.reduce_axis((0, 128), name="k")
+    row_max = te.compute((4, 128), lambda b, i: te.max(x[b, i, k], axis=k), name="M")
+    wl = mx.workload(te.create_prim_func([x, row_max]))
+    space = mx.Space(wl, modules=MODULES, target=SKYLAKE)
+    assert not _module_rvs(space) and space.design_spaces
