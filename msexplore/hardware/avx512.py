@@ -22,9 +22,9 @@ tiling can beat a micro-kernel over a short, nested k-panel::
 
     space = mx.Space(mx.workload("GMM", n=1024, m=1024, k=1024), modules=["default", "x86-avx512"])
 
-It applies to fp32 blocks with a multiply-accumulate reduction (``out += a * b``) and at least two spatial axes whose last spatial axis is the
-output's contiguous axis, with an extent divisible by 16, and more than one row (not a matrix-vector product), and
-only when the target CPU has AVX-512F.
+It applies to fp32 blocks with a multiply-accumulate reduction (``out += a * b``) and at least two spatial axes
+whose last spatial axis is the output's contiguous axis, with an extent divisible by 16, and more than one row (not
+a matrix-vector product), and only when the target CPU has AVX-512F.
 """
 
 from __future__ import annotations

@@ -248,7 +248,9 @@ def _convert_layout(mod: tvm.IRModule, layout: str | None) -> tvm.IRModule:
         converted = relax.transform.ConvertLayout(CONV_LAYOUTS[layout])(mod)
         return relax.transform.EliminateCommonSubexpr()(converted)
     except Exception as err:  # noqa: BLE001 - TVM raises built-in types; say what failed in one line
-        raise ModelImportError(f"TVM could not convert the model's convolutions to {layout}: {error_line(err)}") from err
+        raise ModelImportError(
+            f"TVM could not convert the model's convolutions to {layout}: {error_line(err)}"
+        ) from err
 
 
 def prepare(mod: tvm.IRModule, target: Any) -> tvm.IRModule:

@@ -230,7 +230,8 @@ def test_convolutions_channels_last_give_the_avx512_module_its_contiguous_axis()
         a, b = mx.compile_model(nchw), mx.compile_model(nhwc)
     assert a.check.ok and b.check.ok, (a.check, b.check)
     np.testing.assert_allclose(b(x), a(x), rtol=1e-5, atol=1e-5)
-    with pytest.raises(ValueError, match=r"conv_layout must be one of \['NHWC'\] or None \(the source's\), got 'NCHWc'"):
+    accepted = r"conv_layout must be one of \['NHWC'\] or None \(the source's\), got 'NCHWc'"
+    with pytest.raises(ValueError, match=accepted):
         mx.Model.from_relax(ConvLayer, {"w": w}, conv_layout="NCHWc")
 
 
