@@ -207,7 +207,7 @@ def test_help_names_the_options(capsys):
     assert main(["tune-model", "--help"]) == 0
     out = capsys.readouterr().out
     for option in ["FILE.py:FACTORY", "--trials", "--work-dir", "--modules", "--batch-size", "--seed", "--export",
-                   "--overwrite", "--strategy-option", "--json", "(torch.nn.Module in eval mode"]:
+                   "--overwrite", "--strategy-option", "--json", "(torch.nn.Module in eval mode", "--conv-layout"]:
         assert option in out
     assert main(["--help"]) == 0
     assert "tune-model" in capsys.readouterr().out
@@ -273,6 +273,8 @@ def test_usage_errors_from_argparse_exit_2(factories, capsys):
         assert main(argv) == 2
         err = capsys.readouterr().err
         assert "usage: msexplore tune-model" in err and "error:" in err
+    assert main(["tune-model", f"{factories}:make", "--trials", "4", "--conv-layout", "NCHWc"]) == 2
+    assert "argument --conv-layout: invalid choice: 'NCHWc' (choose from 'NHWC')" in capsys.readouterr().err
 
 
 def test_debug_shows_the_traceback_of_the_factory(factories, capsys):
