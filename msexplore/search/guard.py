@@ -25,7 +25,7 @@ from typing import Any
 
 import tvm_ffi
 from tvm.ir.utils import derived_object
-from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy, ReplayTrace
+from tvm.s_tir.meta_schedule.search_strategy import EvolutionarySearch, PySearchStrategy, ReplayFunc, ReplayTrace
 
 __all__ = ["GuardedStrategy"]
 
@@ -46,11 +46,9 @@ class GuardedStrategy(PySearchStrategy):
         self.batches_per_generation = batches_per_generation
         self.warm_start = warm_start
         self.seen: set[int] = set()
-        self.skipped = 0
         self.budget = 0  # this session's trials (set in pre_tuning)
         self.batch = 1  # candidates per measured batch (set in pre_tuning)
         self.handed_out = 0
-        self.generations = 0  # of the inner strategy (the warm start's batch not counted)
         self.queue: list[Any] = []  # picked by the last generation, not yet handed out
         self._context: Any = None
         self._warm: Any = None  # the random sampler of the first batch, until it has given it
@@ -120,8 +118,6 @@ class GuardedStrategy(PySearchStrategy):
     def _fills_batches(self) -> bool:
         """Whether the inner strategy may be asked for more before its last candidates are measured: TVM's own
         strategies only count the results they are notified of; a Python strategy (the beam) may not."""
-        from tvm.s_tir.meta_schedule.search_strategy import EvolutionarySearch, ReplayFunc
-
         return isinstance(self.inner, (EvolutionarySearch, ReplayTrace, ReplayFunc))
 
     def _generate(self) -> list[Any] | None:
@@ -134,14 +130,12 @@ class GuardedStrategy(PySearchStrategy):
             warm.post_tuning()
         if candidates is None:
             candidates = self.inner.generate_measure_candidates()
-            self.generations += 1
         if candidates is None or self.stop_requested():
             return None
         fresh = []
         for cand in candidates:
             key = tvm_ffi.structural_hash(cand.sch.mod)
             if key in self.seen:
-                self.skipped += 1
                 continue
             self.seen.add(key)
             fresh.append(cand)
