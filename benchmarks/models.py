@@ -20,7 +20,7 @@ from ._common import SETTLE_S, table
 
 TRIALS, QUICK_TRIALS = 1000, 48
 # msexplore's side uses every fp32 CPU module it ships (each applies only where its ``when`` matches a block)
-MODULES = ("default", "x86-avx512", "x86-row-reduction")
+MODULES = ("default", "x86-avx512", "x86-row-reduction", "x86-transposed-conv")
 ROUNDS = 9
 
 
