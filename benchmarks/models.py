@@ -8,7 +8,11 @@ against PyTorch eager (median of interleaved rounds, same threads), and plain ``
 
 from __future__ import annotations
 
+import dataclasses
+import datetime
+import glob
 import os
+import re
 import statistics
 import tempfile
 import time
@@ -83,6 +87,8 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict[str, Any]:
             rows.append(_one(label, module, inputs, options, trials, tmp))
         # each model takes up to an hour at the real budget: its row is shown (with its trials per task) as it ends
         print(table(rows[-1:], columns), "\ntrials per task:", rows[-1]["trials_per_task"], flush=True)
+        print("where msexplore's time went:", rows[-1]["msx_time"], "\nplain tune_relax (from its log):",
+              rows[-1]["plain_time"], flush=True)
     print(table(rows, columns))
     return {"trials": trials, "modules": list(MODULES), "rows": rows}
 
@@ -122,7 +128,39 @@ def _one(label: str, module: Any, inputs: tuple, options: dict[str, Any], trials
         "tune_s/plain": tune_s / plain_s,
         "max_abs_error": compiled.check.max_abs_error,
         "fallbacks": [str(f) for f in compiled.fallbacks],
+        "msx_time": {**dataclasses.asdict(run.timings), "other_s": run.timings.other_s},
+        "plain_time": _plain_breakdown(os.path.join(tmp, "plain")),
     }
+
+
+_LOG_LINE = re.compile(r"^(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)\S* \[INFO\] \[task_scheduler\.cc:\d+\] (.*)$")
+
+
+def _plain_breakdown(work_dir: str) -> dict[str, float] | None:
+    """Plain tune_relax's seconds generating, building and measuring (+ its callbacks), from the timestamps of its
+    task scheduler's log lines ("picks Task" -> "to builder" -> "to runner" -> the next pick); 1 s resolution."""
+    steps: list[tuple[float, str]] = []
+    for path in glob.glob(os.path.join(work_dir, "logs", "*")):
+        with open(path, errors="replace") as f:
+            for line in f:
+                m = _LOG_LINE.match(line.strip())
+                if not m:
+                    continue
+                kind = ("pick" if "picks Task" in m.group(2) else "build" if "to builder" in m.group(2)
+                        else "run" if "to runner" in m.group(2) else None)
+                if kind:
+                    stamp = datetime.datetime.strptime(m.group(1), "%Y-%m-%d %H:%M:%S").timestamp()
+                    steps.append((stamp, kind))
+    steps.sort(key=lambda step: step[0])
+    out = {"generate_s": 0.0, "build_s": 0.0, "measure_and_update_s": 0.0, "iterations": 0}
+    for k in range(len(steps) - 3):
+        (t0, a), (t1, b), (t2, c), (t3, _) = steps[k : k + 4]
+        if (a, b, c) == ("pick", "build", "run"):
+            out["generate_s"] += t1 - t0
+            out["build_s"] += t2 - t1
+            out["measure_and_update_s"] += t3 - t2
+            out["iterations"] += 1
+    return out if out["iterations"] else None
 
 
 def _plain_tvm(model: Any, module: Any, inputs: tuple, trials: int, work_dir: str) -> tuple[float, Any]:

@@ -27,7 +27,7 @@ import pandas as pd
 from ..common import check_positive_int
 from ..search.background import BackgroundRun
 from ..search.events import TrialEvent
-from ..search.run import SearchRun
+from ..search.run import SearchRun, SearchTimings
 from ..target import this_machine
 from .folder import ModelFolder
 from .model import Model
@@ -83,6 +83,8 @@ class ModelRun(BackgroundRun):
         # second session's first batch is ranked by a model trained on the first's, not by an untrained one.
         self._cost_models: dict[str, Any] = {}
         self._started_at = float(config.get("started_at", time.time()))
+        self._sessions: list[SearchRun] = []  # every task search of this session, for ``timings``
+        self._session_started: float | None = None
 
     # ---- reading ----
     @property
@@ -189,8 +191,26 @@ class ModelRun(BackgroundRun):
             if failed:
                 raise RuntimeError(f"the search of task(s) {failed} failed: {self.task_runs[failed[0]].error}")
 
+        self._session_started = time.time()
         self._launch(tune, "msexplore-model")
         return self
+
+    @property
+    def sessions(self) -> tuple[SearchRun, ...]:
+        """Every task search this session ran, in order (a task searched twice appears twice; ``task_runs`` keeps
+        each task's last)."""
+        with self._lock:
+            return tuple(self._sessions)
+
+    @property
+    def timings(self) -> SearchTimings:
+        """Where this session's wall time went, added up over every task search it ran; ``other`` includes the
+        model-level work between them (building each task's space, planning the budget). Zero for an opened run."""
+        if self._session_started is None:
+            return SearchTimings()
+        total = sum((run.timings for run in self.sessions), SearchTimings())
+        ended = self._ended_at if self._ended_at is not None else time.time()
+        return dataclasses.replace(total, wall_s=ended - self._session_started)
 
     def _write_status(self) -> None:
         self.folder.write_status(status=self.status, error=self.error, ended=self._ended_at)
@@ -205,6 +225,7 @@ class ModelRun(BackgroundRun):
         run = search(space, trials=trials, work_dir=self.folder.task_folder(name).path, **options)
         with self._lock:
             self.task_runs[name] = run
+            self._sessions.append(run)
         self._current = run
         run.subscribe(lambda batch: self._on_batch(name, batch))
         if self._stop_requested.is_set():

@@ -194,6 +194,7 @@ def _tune(
 
     from ..measure import make_builder, make_runner
     from .guard import GuardedStrategy
+    from .timing import TimedBuilder, TimedRunner
 
     threads = int(num_threads or space.target.attrs.get("num-cores") or os.cpu_count() or 1)
     own = workers is None
@@ -213,7 +214,9 @@ def _tune(
             batches_per_generation,
             # random first batch: only where the strategy would otherwise evolve a population by an empty model
             warm_start=isinstance(strategy, ms.search_strategy.EvolutionarySearch) and untrained(cost_model),
+            spent=recorder.spent,
         )
+        builder, runner = TimedBuilder(builder, recorder.spent), TimedRunner(runner, recorder.spent)
         _run_tune_tir(space, folder, cost_model, guarded, trials, batch_size, seed, threads, builder, runner, recorder)
     finally:
         if own:
@@ -227,9 +230,11 @@ def _run_tune_tir(
     from tvm.s_tir import meta_schedule as ms
 
     from .hooks import BatchScores, Predict, Publish
+    from .timing import TimedCallback
 
     scores = BatchScores()
-    callbacks = [Predict(cost_model, scores, recorder)] + list(ms.MeasureCallback.create("default"))
+    defaults = [TimedCallback(callback, recorder.spent) for callback in ms.MeasureCallback.create("default")]
+    callbacks = [Predict(cost_model, scores, recorder), *defaults]
     callbacks.append(Publish(recorder, scores))
     recorder.restart_clock()
     _quiet.install()  # tune_tir resets TVM's logger to DEBUG; set it back right before the call

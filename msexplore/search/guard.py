@@ -20,12 +20,15 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from typing import Any
 
 import tvm_ffi
 from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.search_strategy import EvolutionarySearch, PySearchStrategy, ReplayFunc, ReplayTrace
+
+from .run import Spent
 
 __all__ = ["GuardedStrategy"]
 
@@ -40,8 +43,10 @@ class GuardedStrategy(PySearchStrategy):
         stop_requested: Callable[[], bool],
         batches_per_generation: int = 1,
         warm_start: bool = False,
+        spent: Spent | None = None,
     ) -> None:
         self.inner = inner
+        self.spent = spent if spent is not None else Spent()  # generation time and count, for run.timings
         self.stop_requested = stop_requested
         self.batches_per_generation = batches_per_generation
         self.warm_start = warm_start
@@ -91,6 +96,13 @@ class GuardedStrategy(PySearchStrategy):
         self.inner.post_tuning()
 
     def generate_measure_candidates(self) -> Any:
+        started = time.perf_counter()
+        try:
+            return self._next_batch()
+        finally:
+            self.spent.generate_s += time.perf_counter() - started
+
+    def _next_batch(self) -> Any:
         empty_rounds = 0
         while not self.stop_requested() and self.handed_out < self.budget:
             want = min(self.batch, self.budget - self.handed_out)  # never more than the session's trials
@@ -124,6 +136,7 @@ class GuardedStrategy(PySearchStrategy):
         """The next generation's programs that were never measured; ``None`` when the strategy is done or a stop
         overtook it."""
         warm, self._warm = self._warm, None
+        self.spent.generations += 1
         candidates = None
         if warm is not None:  # the first batch, while the cost model knows nothing: sampled at random
             candidates = warm.generate_measure_candidates()
@@ -147,4 +160,6 @@ class GuardedStrategy(PySearchStrategy):
         self.inner.notify_runner_results(measure_candidates, results)
 
     def clone(self) -> GuardedStrategy:
-        return GuardedStrategy(self.inner.clone(), self.stop_requested, self.batches_per_generation, self.warm_start)
+        return GuardedStrategy(
+            self.inner.clone(), self.stop_requested, self.batches_per_generation, self.warm_start, self.spent
+        )

@@ -45,7 +45,7 @@ class Predict(PyMeasureCallback):
         try:
             self._predict(task_scheduler, task_id, candidates)
         finally:
-            self.recorder.predict_s += time.perf_counter() - started
+            self.recorder.spent.predict_s += time.perf_counter() - started
 
     def _predict(self, task_scheduler: Any, task_id: int, candidates: Any) -> None:
         model = self.cost_model
@@ -71,7 +71,7 @@ class Publish(PyMeasureCallback):
         try:
             self._publish(candidates, builder_results, runner_results)
         finally:
-            self.recorder.publish_s += time.perf_counter() - started
+            self.recorder.spent.publish_s += time.perf_counter() - started
 
     def _publish(self, candidates: Any, builder_results: Any, runner_results: Any) -> None:
         rec = self.recorder

@@ -15,7 +15,7 @@ from .background import BackgroundRun
 from .events import TrialEvent, events_frame
 from .folder import RunFolder
 
-__all__ = ["SearchRun", "Progress", "BatchRecorder", "SearchTimings", "open_run"]
+__all__ = ["SearchRun", "Progress", "BatchRecorder", "SearchTimings", "Spent", "open_run"]
 
 STATUSES = ("starting", "running", "stopping", "done", "stopped", "failed", "interrupted")
 
@@ -46,12 +46,49 @@ class Progress:
         )
 
 
+@dataclasses.dataclass
+class Spent:
+    """Where a session's wall time goes, added up while it runs by the search's parts (seconds)."""
+
+    generate_s: float = 0.0  # the strategy proposing candidates (TVM's evolution with its cost-model scoring)
+    build_s: float = 0.0  # compiling candidates in the build workers
+    measure_s: float = 0.0  # the runner: checking each candidate's outputs and timing it
+    record_s: float = 0.0  # TVM's own callbacks: the database, the cost model's update (its XGBoost training)
+    predict_s: float = 0.0  # scoring each batch with the cost model before it is measured
+    publish_s: float = 0.0  # the live-progress plumbing: events, the log on disk, subscribers
+    generations: int = 0  # times the strategy was asked for candidates (a generation may fill several batches)
+
+
 @dataclasses.dataclass(frozen=True)
 class SearchTimings:
-    """Where a session's wall time went besides building and measuring (read by the benchmarks)."""
+    """Where a session's wall time went (``run.timings``; zero for a run opened from its folder)."""
 
-    publish_s: float  # the live-progress plumbing: events, the log on disk, subscribers
-    predict_s: float  # scoring each batch with the cost model before it is measured
+    wall_s: float = 0.0
+    generate_s: float = 0.0
+    build_s: float = 0.0
+    measure_s: float = 0.0
+    record_s: float = 0.0
+    predict_s: float = 0.0
+    publish_s: float = 0.0
+    generations: int = 0
+
+    @property
+    def other_s(self) -> float:
+        """The rest: TVM's task scheduler between the steps, and starting the session."""
+        parts = self.generate_s + self.build_s + self.measure_s + self.record_s + self.predict_s + self.publish_s
+        return max(0.0, self.wall_s - parts)
+
+    def __add__(self, other: SearchTimings) -> SearchTimings:
+        return SearchTimings(**{f.name: getattr(self, f.name) + getattr(other, f.name)
+                                for f in dataclasses.fields(self)})
+
+    def __str__(self) -> str:
+        wall = self.wall_s or 1.0
+        parts = [("generating", self.generate_s), ("building", self.build_s), ("measuring", self.measure_s),
+                 ("database and cost-model update", self.record_s), ("predicting", self.predict_s),
+                 ("publishing", self.publish_s), ("other", self.other_s)]
+        listed = ", ".join(f"{name} {seconds:.1f} s ({100 * seconds / wall:.0f} %)" for name, seconds in parts)
+        return f"{self.wall_s:.1f} s: {listed}; {self.generations} generations"
 
 
 class BatchRecorder:
@@ -67,8 +104,7 @@ class BatchRecorder:
         self.workload = run.workload
         self.started_at = time.time()
         self.batches = 0
-        self.publish_s = 0.0
-        self.predict_s = 0.0
+        self.spent = Spent()
         self._run = run
         self._record = record
         self._stop = stop
@@ -165,9 +201,13 @@ class SearchRun(BackgroundRun):
 
     @property
     def timings(self) -> SearchTimings:
-        """This session's time in the live-progress plumbing and in cost-model scoring (zero for an opened run)."""
+        """Where this session's wall time went: generating, building, measuring, recording, predicting,
+        publishing (zero for a run opened from its folder)."""
         rec = self._recorder
-        return SearchTimings(0.0, 0.0) if rec is None else SearchTimings(rec.publish_s, rec.predict_s)
+        if rec is None:
+            return SearchTimings()
+        ended = self._ended_at if self._ended_at is not None else time.time()
+        return SearchTimings(wall_s=max(0.0, ended - rec.started_at), **dataclasses.asdict(rec.spent))
 
     @property
     def progress(self) -> Progress:

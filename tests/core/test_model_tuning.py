@@ -94,6 +94,17 @@ def test_every_task_is_tuned_within_the_budget(tuned, model):
     assert history["estimated_latency_s"].iloc[-1] == pytest.approx(progress.estimated_latency_s)
 
 
+def test_model_timings_add_up_every_task_search(tuned):
+    run, _ = tuned
+    t = run.timings
+    sessions = run.sessions
+    assert len(sessions) > len(run.task_runs)  # tasks searched twice count both sessions, not only the last
+    assert t.generate_s == pytest.approx(sum(r.timings.generate_s for r in sessions))
+    assert t.measure_s == pytest.approx(sum(r.timings.measure_s for r in sessions)) and t.measure_s > 0
+    assert t.wall_s >= sum(r.timings.wall_s for r in sessions)  # the model's wall: its tasks' and what is between
+    assert mx.open_model_run(run.work_dir).timings.wall_s == 0.0
+
+
 def test_a_tasks_second_session_is_ranked_by_the_model_its_first_session_trained(tuned):
     run, _ = tuned
     again = [r for r in run.task_runs.values() if len({e.session for e in r.events}) > 1]

@@ -18,6 +18,7 @@ import pytest
 
 import msexplore as mx
 from msexplore.search.folder import RECORDS_FILE, RunFolder
+from msexplore.search.run import SearchTimings
 
 SMALL = dict(population_size=32, init_min_unmeasured=8)
 
@@ -53,6 +54,20 @@ def test_search_returns_at_once_and_publishes_whole_batches(finished):
     # every batch arrives whole (8 + 8); a subscriber attached a moment late may miss the first one
     assert batches in ([8, 8], [8]), batches
     assert [e.index for e in run.events] == list(range(16))
+
+
+def test_timings_say_where_the_wall_time_went(finished):
+    run, _, _ = finished
+    t = run.timings
+    parts = {"generate": t.generate_s, "build": t.build_s, "measure": t.measure_s, "record": t.record_s,
+             "publish": t.publish_s}
+    assert all(seconds > 0 for seconds in parts.values()), parts  # every part is wired to its clock
+    assert sum(parts.values()) + t.predict_s + t.other_s == pytest.approx(t.wall_s)
+    assert t.other_s < 0.2 * t.wall_s, t  # the parts cover the session: little is left unattributed
+    assert t.generations == _generations(run) + 1  # TVM's evolutions (its log counts them) and the random batch
+    assert "measuring" in str(t) and f"{t.generations} generations" in str(t)
+    # an opened run did not run this session: nothing to attribute
+    assert mx.open_run(run.work_dir).timings == SearchTimings()
 
 
 def test_events_are_frozen_and_on_disk(finished):
@@ -190,6 +205,7 @@ def test_one_generation_fills_several_batches(space, tmp_path, per_generation, g
     assert run.status == "done", run.error
     assert sum(sizes) == 16 and max(sizes) == 4 and len(sizes) >= 4, "batches are published one by one, <= 4 each"
     assert _generations(run) in generations
+    assert run.timings.generations == _generations(run) + 1  # TVM's evolutions and the random first batch
     assert len({json.dumps(e.trace, sort_keys=True) for e in run.events}) == 16
     expected = per_generation or 16  # 64 // 4
     assert json.loads((tmp_path / "g" / "run.json").read_text())["batches_per_generation"] == expected
