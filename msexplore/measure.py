@@ -18,6 +18,7 @@ import os
 import re
 import statistics
 import tempfile
+import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -234,7 +235,46 @@ def _check_then_time(check: _ReferenceCheck, rt_mod: Any, device: Any, config: E
             )
     if failures:
         raise WrongResultError("; ".join(failures))
-    return run_evaluator_common(rt_mod, device, config, args)
+    return run_evaluator_common(rt_mod, device, _sized(config, _seconds_per_call(rt_mod, device, first)), args)
+
+
+ESTIMATE_S = 0.005  # warm calls timed to size the timing batch: at least this long (or 100 calls)
+
+
+def _seconds_per_call(rt_mod: Any, device: Any, args: list) -> float:
+    """A warm estimate of one call: a freshly loaded module's first calls are slower (page faults, the thread
+    pool), and an estimate from them makes the timing batch too short."""
+    func = rt_mod[rt_mod.entry_name]
+    for _ in range(2):
+        func(*args)
+    device.sync()
+    calls, started = 0, time.perf_counter()
+    while True:
+        func(*args)
+        device.sync()
+        calls += 1
+        elapsed = time.perf_counter() - started
+        if elapsed >= ESTIMATE_S or calls >= 100:
+            return elapsed / calls
+
+
+def _sized(config: EvaluatorConfig, per_call_s: float) -> EvaluatorConfig:
+    """``config`` with ``number`` large enough that one batch of calls lasts ``min_repeat_ms`` (with a margin).
+
+    TVM's time evaluator starts from ``number`` (3) and, while a batch is shorter than ``min_repeat_ms``, grows it
+    from the last batch's time and runs again. Sized by 3 cold calls, the first grown batch of a fast kernel
+    often fell just short once its caches were warm, and a second, 1.6x longer one followed: a 40 µs kernel took
+    55 to 131 ms to time at ``min_repeat_ms=50``. The same measurement (each batch's mean, batches of at least
+    ``min_repeat_ms``), in one batch."""
+    if config.min_repeat_ms <= 0 or per_call_s <= 0:
+        return config
+    wanted = int(1.25 * config.min_repeat_ms / 1e3 / per_call_s) + 1
+    if wanted <= config.number:
+        return config
+    return EvaluatorConfig(
+        number=wanted, repeat=config.repeat, min_repeat_ms=config.min_repeat_ms,
+        enable_cpu_cache_flush=config.enable_cpu_cache_flush,
+    )
 
 
 def _check_then_time_rpc(check: _ReferenceCheck, _session: Any, rt_mod: Any, device: Any, config: Any, args: list):

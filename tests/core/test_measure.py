@@ -195,3 +195,34 @@ def test_rpc_settings_from_env(monkeypatch):
     assert settings.to_config().tracker_port == 9190
     with pytest.raises(ValueError, match="port must be an integer in 1..65535"):
         RPCSettings("localhost", 0, "rasp")
+
+
+def test_the_timing_batch_is_sized_to_last_min_repeat_ms_at_once():
+    """TVM grows ``number`` from 3 cold calls and, when the grown batch falls short of ``min_repeat_ms``, runs a
+    second, longer one; the batch is sized from warm calls instead (a 40 µs kernel: 1,563 calls = 62 ms)."""
+    from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
+
+    from msexplore.measure import SEARCH_EVALUATOR, _sized
+
+    sized = _sized(SEARCH_EVALUATOR, 40e-6)
+    assert sized.number == 1563 and sized.number * 40e-6 * 1e3 > SEARCH_EVALUATOR.min_repeat_ms
+    assert (sized.repeat, sized.min_repeat_ms) == (SEARCH_EVALUATOR.repeat, SEARCH_EVALUATOR.min_repeat_ms)
+    assert _sized(SEARCH_EVALUATOR, 0.1) is SEARCH_EVALUATOR  # a 100 ms kernel: 3 calls are plenty
+    no_minimum = EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False)
+    assert _sized(no_minimum, 40e-6) is no_minimum  # the user asked for exactly 3 calls
+
+
+def test_a_sized_batch_still_reports_seconds_per_call():
+    """A few-µs kernel timed in one sized batch (thousands of calls) against TVM's own evaluator in-process: the
+    same per-call figure (a batch total, or a count off by the batch size, would be ~1000x off)."""
+    import msexplore as mx
+    from msexplore.measure import SEARCH_EVALUATOR
+
+    wl = workload("GMM", n=1, m=256, k=256)
+    sample = next(s for s in mx.Space(wl).sample(4, seed=0) if s.valid)
+    (searched,) = measure(sample.schedule.mod, wl, evaluator=SEARCH_EVALUATOR)
+    lib = tvm.tirx.build(sample.schedule.mod, mx.resolve_target(None))
+    arrays = [tvm.runtime.tensor(a) for a in wl.make_inputs(0)]
+    plain = lib.time_evaluator(lib.entry_name, tvm.cpu(), number=1000, repeat=3)(*arrays)
+    assert searched.ok
+    assert 0.33 < searched.latency_s / float(np.median(plain.results)) < 3.0
