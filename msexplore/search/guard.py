@@ -20,7 +20,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -29,6 +28,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.search_strategy import EvolutionarySearch, PySearchStrategy, ReplayFunc, ReplayTrace
 
 from .run import Spent
+from .timing import adding_to
 
 __all__ = ["GuardedStrategy"]
 
@@ -96,11 +96,8 @@ class GuardedStrategy(PySearchStrategy):
         self.inner.post_tuning()
 
     def generate_measure_candidates(self) -> Any:
-        started = time.perf_counter()
-        try:
+        with adding_to(self.spent, "generate_s"):
             return self._next_batch()
-        finally:
-            self.spent.generate_s += time.perf_counter() - started
 
     def _next_batch(self) -> Any:
         empty_rounds = 0

@@ -3,7 +3,9 @@ the session's ``Spent`` (``run.timings`` says where a search's time went)."""
 
 from __future__ import annotations
 
+import contextlib
 import time
+from collections.abc import Iterator
 from typing import Any
 
 from tvm.ir.utils import derived_object
@@ -15,19 +17,25 @@ from .run import Spent
 __all__ = ["TimedBuilder", "TimedCallback", "TimedRunner"]
 
 
+@contextlib.contextmanager
+def adding_to(spent: Spent, field: str) -> Iterator[None]:
+    """Add the wall time of the ``with`` block to ``spent.<field>``, also when it raises."""
+    started = time.perf_counter()
+    try:
+        yield
+    finally:
+        setattr(spent, field, getattr(spent, field) + time.perf_counter() - started)
+
+
 @derived_object
 class TimedBuilder(ms.builder.PyBuilder):
     def __init__(self, inner: Any, spent: Spent) -> None:
         super().__init__()
-        self.inner = inner
-        self.spent = spent
+        self.inner, self.spent = inner, spent
 
     def build(self, build_inputs: list[Any]) -> list[Any]:
-        started = time.perf_counter()
-        try:
+        with adding_to(self.spent, "build_s"):
             return self.inner.build(build_inputs)
-        finally:
-            self.spent.build_s += time.perf_counter() - started
 
 
 @derived_object
@@ -37,15 +45,11 @@ class TimedRunner(ms.runner.PyRunner):
 
     def __init__(self, inner: Any, spent: Spent) -> None:
         super().__init__()
-        self.inner = inner
-        self.spent = spent
+        self.inner, self.spent = inner, spent
 
     def run(self, runner_inputs: list[Any]) -> list[Any]:
-        started = time.perf_counter()
-        try:
+        with adding_to(self.spent, "measure_s"):
             return self.inner.run(runner_inputs)
-        finally:
-            self.spent.measure_s += time.perf_counter() - started
 
 
 @derived_object
@@ -53,13 +57,9 @@ class TimedCallback(PyMeasureCallback):
     """One of TVM's default measure callbacks (the database, the cost model's update), timed as ``record_s``."""
 
     def __init__(self, inner: Any, spent: Spent) -> None:
-        self.inner = inner
-        self.spent = spent
+        self.inner, self.spent = inner, spent
 
     def apply(self, task_scheduler: Any, task_id: int, candidates: Any, builder_results: Any,
               runner_results: Any) -> None:
-        started = time.perf_counter()
-        try:
+        with adding_to(self.spent, "record_s"):
             self.inner.apply(task_scheduler, task_id, candidates, builder_results, runner_results)
-        finally:
-            self.spent.record_s += time.perf_counter() - started
