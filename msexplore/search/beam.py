@@ -3,13 +3,16 @@
 Each measured batch comes from one beam pass (``beam_pass``): decisions are fixed coarse to fine (design space,
 outer spatial tiles, compute locations, inner tiles, reduction tiles, unroll; ``beam_slots``), a partial choice is
 scored by the cost model's best prediction over a few random completions, and the beam is kept diverse. The batch
-mixes the pass's best-predicted programs, the ends of dropout descents and a few random programs (``epsilon``).
+mixes the pass's best-predicted programs, the ends of dropout descents, refinements of the best programs measured
+so far (``refine_share``: one decision of an elite re-drawn, the model's favourites among ``mutations`` neighbours
+per elite, as the evolutionary search's mutations; Adams2019's later passes refine the earlier ones' winners) and a
+few random programs (``epsilon``).
 While the cost model is not informative yet (TVM's XGBModel predicts noise until it has been trained; a
 ``RandomModel`` always does) batches are random programs, as in ``replay-trace``.
 
 No program is measured twice: every candidate handed out, and every record already in the database (a resumed
 folder), is remembered by its structural hash. Randomness comes from the tune context's seed only, so the same
-seed and the same cost model give the same batches.
+seed, the same cost model and the same measurements give the same batches.
 """
 
 from __future__ import annotations
@@ -56,6 +59,12 @@ class BeamSearch(PySearchStrategy):
         Dropout descents per pass: beams of one that pass over each child, in score order, with ``dropout``.
     dropout
         Probability that a descent passes over a child, taken in score order.
+    refine_share
+        Share of each batch that refines the best measured programs (once some have been measured).
+    elites
+        Measured programs (the fastest) whose neighbours are refined.
+    mutations
+        Neighbours drawn per elite for the cost model to rank (one decision re-drawn each).
     bucket_cap
         Beam states per structure (outer tiles and compute locations) before others of that structure may fill it.
     max_fail_count
@@ -64,13 +73,16 @@ class BeamSearch(PySearchStrategy):
 
     def __init__(
         self,
-        beam_size: int = 8,
+        beam_size: int = 4,
         completions: int = 2,
         max_children: int = 5,
         epsilon: float = 0.05,
         dropout_share: float = 0.25,
         descents: int = 2,
         dropout: float = 0.2,
+        refine_share: float = 0.5,
+        elites: int = 8,
+        mutations: int = 16,
         bucket_cap: int = 2,
         max_fail_count: int = 64,
     ) -> None:
@@ -82,6 +94,9 @@ class BeamSearch(PySearchStrategy):
         self.dropout_share = float(dropout_share)
         self.descents = int(descents)
         self.dropout = float(dropout)
+        self.refine_share = float(refine_share)
+        self.elites = int(elites)
+        self.mutations = int(mutations)
         self.bucket_cap = int(bucket_cap)
         self.max_fail_count = int(max_fail_count)
         self.stats = BeamStats()  # shared with clones: the object a caller made reports what the search spent
@@ -93,11 +108,13 @@ class BeamSearch(PySearchStrategy):
         self._measured: set[int] = set()
         self._budget = self._batch = self._handed_out = 0
         self._informative = False
+        self._batch_picks: list[Completion] = []  # the last batch handed out, in order
+        self._elite: list[tuple[float, int, tuple]] = []  # (mean seconds, order, key): the fastest measured
 
     def knobs(self) -> dict[str, Any]:
         """The options this strategy was made with."""
         names = ("beam_size", "completions", "max_children", "epsilon", "dropout_share", "descents", "dropout",
-                 "bucket_cap", "max_fail_count")
+                 "refine_share", "elites", "mutations", "bucket_cap", "max_fail_count")
         return {name: getattr(self, name) for name in names}
 
     def watch_stop(self, stop_requested: Callable[[], bool]) -> None:
@@ -128,6 +145,7 @@ class BeamSearch(PySearchStrategy):
             self._budget, self._batch, self._handed_out = int(max_trials), int(num_trials_per_iter), 0
             self._measured = _measured_programs(database)
             self._informative = False
+            self._batch_picks, self._elite = [], []
 
     def post_tuning(self) -> None:
         if self._programs is not None:
@@ -142,10 +160,22 @@ class BeamSearch(PySearchStrategy):
             self._handed_out += len(picks)
             self._measured.update(c.shash for c in picks)
             self.stats.batches += 1
+            self._batch_picks = picks
             return [c.candidate for c in picks]
 
     def notify_runner_results(self, measure_candidates: Any, results: Any) -> None:
-        pass  # the cost model learns from the results (TVM's UpdateCostModel); the beam only needs it
+        """Keep the fastest programs measured so far (the elites that later batches refine); the cost model learns
+        from the results on its own (TVM's UpdateCostModel)."""
+        with self._timed():
+            picks, self._batch_picks = self._batch_picks, []
+            if len(picks) != len(results):
+                return  # not the batch this strategy handed out: nothing to attribute
+            order = len(self._elite)
+            for k, (pick, result) in enumerate(zip(picks, results)):
+                seconds = _mean_seconds(result)
+                if seconds is not None:
+                    self._elite.append((seconds, order + k, pick.key))
+            self._elite = sorted(self._elite)[: self.elites]
 
     def clone(self) -> BeamSearch:
         twin = BeamSearch(**self.knobs())
@@ -165,7 +195,8 @@ class BeamSearch(PySearchStrategy):
         picks: dict[int, Completion] = {}
         if self._model_is_informative(picks):
             n_random = min(n, math.ceil(self.epsilon * n))
-            n_descents = min(n - n_random, round(self.dropout_share * n))
+            n_refine = min(n - n_random, round(self.refine_share * n)) if self._elite else 0
+            n_descents = min(n - n_random - n_refine, round(self.dropout_share * n))
             result = beam_pass(
                 programs, beam_size=self.beam_size, completions=self.completions, max_children=self.max_children,
                 bucket_cap=self.bucket_cap, descents=min(self.descents, n_descents), dropout=self.dropout,
@@ -182,6 +213,8 @@ class BeamSearch(PySearchStrategy):
                     self._take(picks, trail, min(n_descents, len(picks) + 1))
                 if len(picks) == before:
                     break
+            if n_refine:
+                self._take(picks, self._refinements(), len(picks) + n_refine)
             self._take(picks, result.pool, n - n_random)
         self._take_random(picks, n)
         if not picks:
@@ -193,6 +226,18 @@ class BeamSearch(PySearchStrategy):
                 )
             return None  # every valid program the search can reach has been measured
         return list(picks.values())
+
+    def _refinements(self) -> list[Completion]:
+        """Neighbours of the elites (one decision re-drawn each), valid ones, best predicted first."""
+        programs = self._programs
+        keys = []
+        for _, _, (ds, decisions) in self._elite:
+            space = programs.spaces[ds]
+            keys += [(ds, space.mutate(decisions, programs.rng)) for _ in range(self.mutations)]
+        built = programs.realize(keys).values()
+        unique = {c.shash: c for c in built if c is not None}
+        self.stats.refined += len(unique)
+        return sorted(unique.values(), key=lambda c: -c.predicted if not math.isnan(c.predicted) else math.inf)
 
     def _take(self, picks: dict[int, Completion], ranked: Any, upto: int) -> None:
         """Add programs from ``ranked`` (best first) that are neither measured nor picked, until there are ``upto``."""
@@ -244,6 +289,14 @@ class _Timer:
         self.stats.strategy_s += time.perf_counter() - self.started
 
 
+def _mean_seconds(result: Any) -> float | None:
+    """A runner result's mean run time, ``None`` for a failure."""
+    if result.error_msg is not None or not result.run_secs:
+        return None
+    seconds = [float(x) for x in result.run_secs]
+    return sum(seconds) / len(seconds)
+
+
 def _measured_programs(database: Any) -> set[int]:
     """Structural hashes of the programs the database already holds (a resumed run measures none again)."""
     out: set[int] = set()
@@ -259,19 +312,20 @@ def _measured_programs(database: Any) -> set[int]:
 
 def _check_knobs(values: dict[str, Any]) -> None:
     try:
-        for name in ("beam_size", "completions", "bucket_cap", "max_fail_count"):
+        for name in ("beam_size", "completions", "elites", "mutations", "bucket_cap", "max_fail_count"):
             check_positive_int(name, values[name])
         check_non_negative_int("descents", values["descents"])
         if check_positive_int("max_children", values["max_children"]) < 2:
             raise ValueError(f"max_children must be at least 2, got {values['max_children']!r}")
-        for name in ("epsilon", "dropout_share", "dropout"):
+        for name in ("epsilon", "dropout_share", "dropout", "refine_share"):
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:
                 raise ValueError(f"{name} must be a number in [0, 1], got {value!r}")
-        if values["epsilon"] + values["dropout_share"] > 1:
+        shares = ("epsilon", "dropout_share", "refine_share")
+        if sum(values[name] for name in shares) > 1:
             raise ValueError(
-                f"epsilon + dropout_share must be at most 1 (shares of a batch), got "
-                f"{values['epsilon']!r} + {values['dropout_share']!r}"
+                "epsilon + dropout_share + refine_share must be at most 1 (shares of a batch), got "
+                + " + ".join(repr(values[name]) for name in shares)
             )
     except ValueError as err:
         raise ValueError(f"strategy 'beam': {err}") from None

@@ -44,6 +44,7 @@ class BeamStats:
     programs: int = 0  # completions replayed and postprocessed
     rejected: int = 0  # of which the replay or a postprocessor refused
     predicted: int = 0
+    refined: int = 0  # valid neighbours of measured elites built for the batches
     last_rejection: str | None = None
 
 

@@ -111,6 +111,21 @@ class DecisionSpace:
                 out.append(var.choices[int(rng.integers(len(var.choices)))] if var.choices else None)
         return tuple(out)
 
+    def mutate(self, decisions: Sequence[Any], rng: np.random.Generator) -> tuple[Any, ...]:
+        """``decisions`` with one decision (a whole tiling, a categorical choice or a compute location) re-drawn
+        among its other legal values: a neighbour of a measured program, as the evolutionary search's mutations."""
+        movable = sorted({slot.variable for slot in self.slots})
+        if not movable:
+            return tuple(decisions)
+        k = movable[int(rng.integers(len(movable)))]
+        var, current = self.variables[k], decisions[k]
+        options = (perfect_tilings(var.extent, var.n, var.max_innermost_factor) if var.kind == "tile"
+                   else var.choices)
+        others = [v for v in options if v != current]
+        out = list(decisions)
+        out[k] = others[int(rng.integers(len(others)))]  # a slot's variable has at least two legal values
+        return tuple(out)
+
     def trace(self, decisions: Sequence[Any]) -> Trace:
         """The design space's trace with these decisions (a variable left ``None`` is sampled by TVM)."""
         chosen = {}

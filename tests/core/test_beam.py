@@ -85,8 +85,10 @@ def _decision_spaces(space):
     return [DecisionSpace(k, context.mod, ds) for k, ds in enumerate(context.generate_design_space())]
 
 
-def _strategy_batches(space, *, trials, batch_size, seed=1, database=None, model=None, stop=None, **options):
-    """Drive a BeamSearch as TVM's task scheduler does, without building or measuring: the batches' programs."""
+def _strategy_batches(space, *, trials, batch_size, seed=1, database=None, model=None, stop=None, seconds=None,
+                      **options):
+    """Drive a BeamSearch as TVM's task scheduler does, without building or measuring: the batches' programs (each
+    "measured" at ``seconds(schedule)``, 1 ms by default)."""
     strategy = BeamSearch(**{**SMALL, **options})
     if stop is not None:
         strategy.watch_stop(stop)
@@ -96,7 +98,8 @@ def _strategy_batches(space, *, trials, batch_size, seed=1, database=None, model
     batches = []
     while (candidates := context.generate_measure_candidates()) is not None:
         batches.append([c.sch for c in candidates])
-        done = [ms.runner.RunnerResult(run_secs=[1e-3], error_msg=None) for _ in candidates]
+        done = [ms.runner.RunnerResult(run_secs=[seconds(c.sch) if seconds else 1e-3], error_msg=None)
+                for c in candidates]
         context.notify_runner_results(candidates, done)
     context.post_tuning()
     return batches, strategy
@@ -174,7 +177,7 @@ def test_beam_is_a_registered_strategy_with_checked_knobs():
         ({"completions": 2.5}, "strategy option completions must be an integer, got 2.5"),
         ({"max_children": 1}, "max_children must be at least 2, got 1"),
         ({"epsilon": 1.5}, r"epsilon must be a number in \[0, 1\], got 1.5"),
-        ({"epsilon": 0.5, "dropout_share": 0.75}, "epsilon \\+ dropout_share must be at most 1"),
+        ({"epsilon": 0.5, "dropout_share": 0.75}, "epsilon \\+ dropout_share \\+ refine_share must be at most 1"),
         ({"beams": 4}, r"strategy 'beam' has no option\(s\) \['beams'\]; its options are beam_size=8"),
     ],
 )
@@ -230,6 +233,35 @@ def test_a_stop_between_two_steps_of_a_pass_ends_the_search(gmm32):
     assert model.calls == one_pass.calls + 3  # the pass was left at the next step
 
 
+def _decisions(sch):
+    trace = sch.trace
+    return [(inst.kind.name, str(trace.decisions[inst])) for inst in trace.insts if inst in trace.decisions]
+
+
+def test_later_batches_refine_the_fastest_measured_program(gmm32):
+    """Half of each batch (``refine_share``) are neighbours of the elites: one decision of the fastest re-drawn."""
+    fastest = {}
+
+    def seconds(sch):  # the first program measured is ten times faster than every other
+        key = str(sch.trace)
+        fastest.setdefault("trace", key)
+        return 1e-4 if key == fastest["trace"] else 1e-3
+
+    options = dict(elites=1, mutations=16, refine_share=0.5, dropout_share=0.0, epsilon=0.0)
+    batches, strategy = _strategy_batches(gmm32, trials=16, batch_size=8, seconds=seconds, **options)
+    best = _decisions(batches[0][0])
+    neighbours = [sch for sch in batches[1] if _is_neighbour(_decisions(sch), best)]
+    assert len(neighbours) >= 4 and strategy.stats.refined >= 4
+    assert all(_is_neighbour(_decisions(sch), best) for sch in batches[1][:4])  # taken before the beam's pool
+    without, _ = _strategy_batches(gmm32, trials=16, batch_size=8, seconds=seconds, **{**options, "refine_share": 0})
+    assert sum(_is_neighbour(_decisions(sch), best) for sch in without[1]) < len(neighbours)
+
+
+def _is_neighbour(decisions, other):
+    same_space = [kind for kind, _ in decisions] == [kind for kind, _ in other]
+    return same_space and sum(a != b for a, b in zip(decisions, other)) == 1
+
+
 def test_batches_are_random_while_the_model_predicts_noise(gmm32):
     batches, strategy = _strategy_batches(gmm32, trials=8, batch_size=4, model=ms.cost_model.RandomModel(seed=1))
     assert [len(b) for b in batches] == [4, 4]
@@ -248,11 +280,12 @@ def _beam_search(space, work_dir, *, trials, batch_size, model=None, seed=3, **o
 
 @pytest.fixture(scope="module")
 def two_runs(gmm32, tmp_path_factory):
-    """The same 10-trial beam search (batches of 4) twice, same seed, in two folders."""
+    """The same 10-trial beam search (batches of 4) twice, same seed, in two folders; without refinement, whose
+    picks follow the measured times (tested above with given times)."""
     root = tmp_path_factory.mktemp("beam")
     out = []
     for name in ("a", "b"):
-        run, strategy = _beam_search(gmm32, root / name, trials=10, batch_size=4)
+        run, strategy = _beam_search(gmm32, root / name, trials=10, batch_size=4, refine_share=0.0)
         batches: list[int] = []
         run.subscribe(lambda batch, sizes=batches: sizes.append(len(batch)), replay=True)
         run.wait()
