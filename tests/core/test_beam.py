@@ -178,7 +178,7 @@ def test_beam_is_a_registered_strategy_with_checked_knobs():
         ({"max_children": 1}, "max_children must be at least 2, got 1"),
         ({"epsilon": 1.5}, r"epsilon must be a number in \[0, 1\], got 1.5"),
         ({"epsilon": 0.5, "dropout_share": 0.75}, "epsilon \\+ dropout_share \\+ refine_share must be at most 1"),
-        ({"beams": 4}, r"strategy 'beam' has no option\(s\) \['beams'\]; its options are beam_size=8"),
+        ({"beams": 4}, r"strategy 'beam' has no option\(s\) \['beams'\]; its options are beam_size=4"),
     ],
 )
 def test_bad_knobs_fail_before_any_work(options, match, gmm32, tmp_path):
