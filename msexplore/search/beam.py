@@ -145,7 +145,8 @@ class BeamSearch(PySearchStrategy):
             self._budget, self._batch, self._handed_out = int(max_trials), int(num_trials_per_iter), 0
             self._measured = _measured_programs(database)
             self._informative = False
-            self._batch_picks, self._elite = [], []
+            self._batch_picks = []
+            self._elite = _elite_of(database, spaces, self.elites)
 
     def post_tuning(self) -> None:
         if self._programs is not None:
@@ -193,9 +194,9 @@ class BeamSearch(PySearchStrategy):
             return None
         programs.new_pass()  # the previous batch's programs: measured, or not worth keeping
         picks: dict[int, Completion] = {}
+        n_random = min(n, math.ceil(self.epsilon * n))
+        n_refine = min(n - n_random, round(self.refine_share * n)) if self._elite else 0
         if self._model_is_informative(picks):
-            n_random = min(n, math.ceil(self.epsilon * n))
-            n_refine = min(n - n_random, round(self.refine_share * n)) if self._elite else 0
             n_descents = min(n - n_random - n_refine, round(self.dropout_share * n))
             result = beam_pass(
                 programs, beam_size=self.beam_size, completions=self.completions, max_children=self.max_children,
@@ -214,8 +215,10 @@ class BeamSearch(PySearchStrategy):
                 if len(picks) == before:
                     break
             if n_refine:
-                self._take(picks, self._refinements(), len(picks) + n_refine)
+                self._take(picks, self._refinements(predict=True), len(picks) + n_refine)
             self._take(picks, result.pool, n - n_random)
+        elif n_refine:  # a resumed run's first batch: neighbours of the best records, the best one's first
+            self._take(picks, self._refinements(predict=False), len(picks) + n_refine)
         self._take_random(picks, n)
         if not picks:
             if programs.valid == 0:
@@ -227,14 +230,15 @@ class BeamSearch(PySearchStrategy):
             return None  # every valid program the search can reach has been measured
         return list(picks.values())
 
-    def _refinements(self) -> list[Completion]:
-        """Neighbours of the elites (one decision re-drawn each), valid ones, best predicted first."""
+    def _refinements(self, *, predict: bool) -> list[Completion]:
+        """Neighbours of the elites (one decision re-drawn each), valid ones, best predicted first (``predict``)
+        or the fastest elite's first."""
         programs = self._programs
         keys = []
         for _, _, (ds, decisions) in self._elite:
             space = programs.spaces[ds]
             keys += [(ds, space.mutate(decisions, programs.rng)) for _ in range(self.mutations)]
-        built = programs.realize(keys).values()
+        built = programs.realize(keys, predict=predict).values()
         unique = {c.shash: c for c in built if c is not None}
         self.stats.refined += len(unique)
         return sorted(unique.values(), key=lambda c: -c.predicted if not math.isnan(c.predicted) else math.inf)
@@ -295,6 +299,27 @@ def _mean_seconds(result: Any) -> float | None:
         return None
     seconds = [float(x) for x in result.run_secs]
     return sum(seconds) / len(seconds)
+
+
+def _elite_of(database: Any, spaces: list[DecisionSpace], count: int) -> list[tuple[float, int, tuple]]:
+    """The fastest records already in the database (a resumed run), as elites: (mean seconds, order, key)."""
+    if database is None:
+        return []
+    timed = []
+    for order, record in enumerate(database.get_all_tuning_records()):
+        seconds = [float(x) for x in (record.run_secs or [])]
+        if seconds and all(math.isfinite(x) and x < 1e9 for x in seconds):  # TVM records a failure as 1e10 s
+            timed.append((sum(seconds) / len(seconds), order, record.trace))
+    out = []
+    for seconds, order, trace in sorted(timed, key=lambda item: item[:2]):
+        for space in spaces:
+            decisions = space.decisions_of(trace)
+            if decisions is not None:
+                out.append((seconds, order, (space.index, decisions)))
+                break
+        if len(out) == count:
+            break
+    return out
 
 
 def _measured_programs(database: Any) -> set[int]:

@@ -126,6 +126,22 @@ class DecisionSpace:
         out[k] = others[int(rng.integers(len(others)))]  # a slot's variable has at least two legal values
         return tuple(out)
 
+    def decisions_of(self, trace: Trace) -> tuple[Any, ...] | None:
+        """The full decision a measured program's trace took in this design space; ``None`` when the trace is not
+        a program of this design space (other instructions before its postprocessors)."""
+        insts = list(trace.insts)[: len(self.insts)]
+        if len(insts) < len(self.insts) or any(
+            a.kind.name != b.kind.name or str(a.attrs) != str(b.attrs) for a, b in zip(insts, self.insts)
+        ):
+            return None
+        out = []
+        for var in self.variables:
+            decision = trace.decisions.get(insts[var.position])
+            if decision is None:
+                return None
+            out.append(tuple(int(x) for x in decision) if var.kind == "tile" else int(decision))
+        return tuple(out)
+
     def trace(self, decisions: Sequence[Any]) -> Trace:
         """The design space's trace with these decisions (a variable left ``None`` is sampled by TVM)."""
         chosen = {}

@@ -366,8 +366,9 @@ def test_a_stop_mid_pass_ends_before_the_next_batch(gmm32, tmp_path):
 
 @pytest.mark.slow
 def test_resume_on_a_beam_folder_measures_nothing_again(two_runs, gmm32, tmp_path):
-    """A second session on (a copy of) a beam run's folder, with TVM's XGB model: its first batch is random (the
-    fresh model predicts noise), then the beam takes over; it knows every program of the first session."""
+    """A second session on (a copy of) a beam run's folder, with TVM's XGB model: its first batch refines the
+    folder's fastest records and is random otherwise (the fresh model predicts noise), then the beam takes over; it
+    knows every program of the first session."""
     work_dir = tmp_path / "resume"
     shutil.copytree(two_runs[0][0].work_dir, work_dir)
     second, strategy = _beam_search(gmm32, work_dir, trials=8, batch_size=4, model="xgb")
@@ -379,6 +380,17 @@ def test_resume_on_a_beam_folder_measures_nothing_again(two_runs, gmm32, tmp_pat
     assert len(set(hashes)) == 18, "a program of the first session was measured again"
     assert len(RunFolder(work_dir).database_lines()) == 18
     assert mx.open_run(work_dir).config["sessions"] == 2
+    # the first batch of the second session refines the first session's fastest program (refine_share of it)
+    first = [e for e in second.events if e.session == 0]
+    fastest = min(first, key=lambda e: e.latency_s)
+    resumed = [e for e in second.events if e.session == 1 and e.batch == min(x.batch for x in second.events
+                                                                               if x.session == 1)]
+    assert len(resumed) == 4
+    assert sum(_neighbour_events(e, fastest) for e in resumed) >= 2
+
+
+def _neighbour_events(a, b):
+    return a.design_space == b.design_space and sum(a.decisions[k] != b.decisions[k] for k in a.decisions) == 1
 
 
 @pytest.mark.slow
