@@ -26,6 +26,10 @@ def main(argv: list[str] | None = None) -> int:
         "--only", metavar="TEXT", help="kernels, models: only the cases whose label contains one of these "
         "comma-separated texts, e.g. --only '1024,C2D' (written as <suite>-only-1024-C2D.json)",
     )
+    parser.add_argument(
+        "--strategy", metavar="NAME", help="models: msexplore's search strategy for every task (default "
+        "evolutionary; e.g. beam), written as <suite>-<strategy>.json",
+    )
     args = parser.parse_args(argv)
     from ._common import machine, write_results
 
@@ -37,8 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         partial = args.only and "only" in inspect.signature(run).parameters
         if partial:
             kwargs["only"] = [t.strip() for t in args.only.split(",") if t.strip()]
+        chosen = args.strategy and "strategy" in inspect.signature(run).parameters
+        if chosen:
+            kwargs["strategy"] = args.strategy
         result = run(**kwargs)
         suffix = ("-quick" if args.quick else "") + (f"-only-{_slug(kwargs['only'])}" if partial else "")
+        suffix += f"-{_slug([args.strategy])}" if chosen else ""
         print("written:", write_results(name + suffix, result))
     return 0
 

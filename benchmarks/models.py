@@ -68,7 +68,7 @@ def _models(quick: bool) -> dict[str, tuple[Any, tuple, dict[str, Any]]]:
     }
 
 
-def run(quick: bool = False, only: list[str] | None = None) -> dict[str, Any]:
+def run(quick: bool = False, only: list[str] | None = None, strategy: str = "evolutionary") -> dict[str, Any]:
     import torch
 
     import msexplore as mx
@@ -84,21 +84,22 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict[str, Any]:
         if only and not any(text in label for text in only):
             continue
         with tempfile.TemporaryDirectory() as tmp:
-            rows.append(_one(label, module, inputs, options, trials, tmp))
+            rows.append(_one(label, module, inputs, options, trials, tmp, strategy))
         # each model takes up to an hour at the real budget: its row is shown (with its trials per task) as it ends
         print(table(rows[-1:], columns), "\ntrials per task:", rows[-1]["trials_per_task"], flush=True)
         print("where msexplore's time went:", rows[-1]["msx_time"], "\nplain tune_relax (from its log):",
               rows[-1]["plain_time"], flush=True)
     print(table(rows, columns))
-    return {"trials": trials, "modules": list(MODULES), "rows": rows}
+    return {"trials": trials, "modules": list(MODULES), "strategy": strategy, "rows": rows}
 
 
-def _one(label: str, module: Any, inputs: tuple, options: dict[str, Any], trials: int, tmp: str) -> dict[str, Any]:
+def _one(label: str, module: Any, inputs: tuple, options: dict[str, Any], trials: int, tmp: str,
+         strategy: str) -> dict[str, Any]:
     import msexplore as mx
 
     model = mx.Model.from_torch(module, inputs, name=label.split(" ")[0], **options)
     started = time.perf_counter()
-    run = mx.tune_model(model, trials=trials, modules=MODULES, work_dir=os.path.join(tmp, "msx"))
+    run = mx.tune_model(model, trials=trials, modules=MODULES, work_dir=os.path.join(tmp, "msx"), strategy=strategy)
     first = None
     while not run.ended:
         if first is None and len(run.latency_history):
