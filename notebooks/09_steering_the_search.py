@@ -22,7 +22,9 @@
 # differently: a **beam search** over partial schedules, the coarse decisions first, each partial choice scored by a
 # learned cost model. msexplore has both: `strategy="beam"` takes a trace's decisions coarse to fine (design space,
 # outer tiles, compute locations, inner tiles, reduction tiles, unroll), scoring a partial choice by the cost model's
-# best prediction over a few random completions.
+# best prediction over a few random completions. Half of each of its batches refines the fastest programs measured
+# so far (one decision re-drawn, the cost model's favourites among the neighbours), as Adams2019's later passes
+# refine the earlier ones' winners.
 #
 # And Halide's `HL_CYOS=1` ("choose your own schedule") lets a person take each step by hand. Here that is
 # `ChooseSchedule`: each decision's values with the score of the program each leads to, its TIR and its diff; you
@@ -36,7 +38,7 @@ SIZE = int(os.environ.get("MSX_SIZE", 128))  # the GMM is SIZE x SIZE x SIZE, fl
 TRIALS = int(os.environ.get("MSX_TRIALS", 64))  # candidates measured per search
 BATCH = int(os.environ.get("MSX_BATCH", 16))  # candidates per measured batch
 POPULATION = int(os.environ.get("MSX_POPULATION", 128))  # evolutionary search population
-BEAM = int(os.environ.get("MSX_BEAM", 8))  # the beam's width
+BEAM = int(os.environ.get("MSX_BEAM", 4))  # the beam's width
 FINISH = int(os.environ.get("MSX_FINISH", 4))  # programs "finish from here" measures
 print(f"GMM {SIZE}^3, {TRIALS} trials per search in batches of {BATCH}, population {POPULATION}, beam {BEAM}")
 

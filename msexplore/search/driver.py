@@ -52,7 +52,7 @@ def search(
     strategy
         ``"evolutionary"`` (default), ``"replay-trace"``, ``"replay-func"``, ``"beam"`` (msexplore's coarse-to-fine
         beam search over the trace's decisions, after Halide's Adams2019), or a tvm ``SearchStrategy``; its options
-        as keywords (TVM's ``population_size=...``, ``eps_greedy=...``; the beam's ``beam_size=8``,
+        as keywords (TVM's ``population_size=...``, ``eps_greedy=...``; the beam's ``beam_size=4``,
         ``completions=2``, ``epsilon=0.05``, ... see ``msexplore.search.beam.BeamSearch``).
     work_dir
         The run's folder: MetaSchedule's JSON database, ``events.jsonl``, ``run.json``, logs. Default: a new
