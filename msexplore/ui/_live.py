@@ -124,6 +124,9 @@ class LiveDashboard(StaticFallback, widgets.VBox):
         """Draw what changed (if anything), then the header; errors are shown, never raised."""
         try:
             with self._draw_lock:
+                if self.run.status in _BAR_STYLE:  # ended: the button before the header that says so
+                    self.stop_button.disabled = True
+                    self.stop_button.description = "Stop"
                 self._draw_update()
         except Exception as err:  # noqa: BLE001 - the next batch redraws everything anyway
             self._report_error("redraw", err, traceback.format_exc())
@@ -137,11 +140,12 @@ class LiveDashboard(StaticFallback, widgets.VBox):
 
     # ---- final state and errors ----
     def _finish(self) -> None:
+        with self._draw_lock:  # the button first: the browser never shows a final header beside "Stopping…"
+            self.stop_button.disabled = True
+            self.stop_button.description = "Stop"
         self._flush()  # anything left, and a retry of a failed redraw
         try:
             with self._draw_lock:
-                self.stop_button.disabled = True
-                self.stop_button.description = "Stop"
                 if self.run.status == "failed":
                     noun = self._run_noun
                     error = self.run.error or f"the {noun} failed without an error message"
