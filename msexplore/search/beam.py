@@ -18,7 +18,6 @@ seed, the same cost model and the same measurements give the same batches.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from ..common import check_non_negative_int, check_positive_int
 from .beam_pass import beam_pass
 from .beam_programs import BeamStats, Completion, Programs
 from .beam_slots import DecisionSpace
+from .timing import adding_to
 
 __all__ = ["BeamSearch", "BeamStats"]
 
@@ -278,19 +278,8 @@ class BeamSearch(PySearchStrategy):
         self._informative = bool(first == second)
         return self._informative
 
-    def _timed(self) -> _Timer:
-        return _Timer(self.stats)
-
-
-class _Timer:
-    def __init__(self, stats: BeamStats) -> None:
-        self.stats = stats
-
-    def __enter__(self) -> None:
-        self.started = time.perf_counter()
-
-    def __exit__(self, *exc: Any) -> None:
-        self.stats.strategy_s += time.perf_counter() - self.started
+    def _timed(self) -> Any:
+        return adding_to(self.stats, "strategy_s")
 
 
 def _mean_seconds(result: Any) -> float | None:
