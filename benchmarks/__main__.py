@@ -28,7 +28,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--strategy", metavar="NAME", help="models: msexplore's search strategy for every task (default "
-        "evolutionary; e.g. beam), written as <suite>-<strategy>.json",
+        "evolutionary; e.g. beam); search_quality: run this strategy alone (with --reference), written as "
+        "<suite>-<strategy>.json",
+    )
+    parser.add_argument(
+        "--reference", metavar="FILE", help="search_quality with --strategy: an earlier result of the suite "
+        "whose evolutionary runs set the target",
     )
     args = parser.parse_args(argv)
     from ._common import machine, write_results
@@ -44,6 +49,8 @@ def main(argv: list[str] | None = None) -> int:
         chosen = args.strategy and "strategy" in inspect.signature(run).parameters
         if chosen:
             kwargs["strategy"] = args.strategy
+        if args.reference and "reference" in inspect.signature(run).parameters:
+            kwargs["reference"] = args.reference
         result = run(**kwargs)
         suffix = ("-quick" if args.quick else "") + (f"-only-{_slug(kwargs['only'])}" if partial else "")
         suffix += f"-{_slug([args.strategy])}" if chosen else ""

@@ -12,12 +12,17 @@ reference to save time); runs are sequential on this machine. Each strategy is w
 adds up the wall time spent in its methods, so the overhead share is measured the same way for all three (the
 evolutionary search's own generation is C++ on the tuning threads; the beam's is Python plus the cost model).
 
+``--strategy beam --reference FILE`` runs the beam alone and takes the evolutionary runs (the target) from an
+earlier result of this suite on the same kind of machine (its ``machine`` is written beside this run's): a change
+to the beam is measured in a quarter of the time.
+
 The full run is hours (5 workloads x 3 strategies x 5 seeds x 256 trials, batches of 32); ``--quick`` is GMM 128^3,
 2 seeds, 64 trials in batches of 16 (a smoke run: its kernels take microseconds, so timing noise dominates).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import shutil
 import statistics
@@ -48,18 +53,20 @@ GOAL_SHARE = 0.6  # the beam's goal: the target in <= 60 % of the budget
 QUICK_EVOLUTIONARY = {"population_size": 128, "init_min_unmeasured": 32}
 
 
-def run(quick: bool = False, only: list[str] | None = None) -> dict[str, Any]:
+def run(quick: bool = False, only: list[str] | None = None, strategy: str | None = None,
+        reference: str | None = None) -> dict[str, Any]:
     workloads = QUICK_WORKLOADS if quick else WORKLOADS
     if only:
         workloads = {k: v for k, v in workloads.items() if any(text in k for text in only)}
     seeds = [1, 2] if quick else [1, 2, 3, 4, 5]
     budget, batch = (64, 16) if quick else (256, 32)
+    strategies, earlier = _strategies_and_reference(strategy, reference, list(workloads), budget)
     root = tempfile.mkdtemp(prefix="msx-bench-quality-")
-    runs: list[dict[str, Any]] = []
+    runs: list[dict[str, Any]] = list(earlier.get("runs", []))
     try:
         for label, (name, params) in workloads.items():
             space = mx.Space(mx.workload(name, **params))
-            for strategy in STRATEGIES:
+            for strategy in strategies:
                 for seed in seeds:
                     runs.append(_one_search(space, label, strategy, seed, budget, batch, quick, root))
                     _print_run(runs[-1])
@@ -73,8 +80,38 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict[str, Any]:
     print(f"\nbeam: median trials to target {goal['beam_median_trials']} of {budget} "
           f"({goal['beam_median_share']}, goal <= {GOAL_SHARE}); median overhead share "
           f"{goal['beam_overhead_share']} (goal <= 0.1)")
-    return {"budget": budget, "batch": batch, "seeds": seeds, "within": WITHIN, "rows": rows, "goal": goal,
-            "runs": runs}
+    out = {"budget": budget, "batch": batch, "seeds": seeds, "within": WITHIN, "rows": rows, "goal": goal,
+           "runs": runs}
+    if earlier:
+        out["reference"] = {"file": reference, "machine": earlier.get("machine")}
+    return out
+
+
+def _strategies_and_reference(strategy: str | None, reference: str | None, labels: list[str],
+                              budget: int) -> tuple[tuple[str, ...], dict[str, Any]]:
+    """The strategies to run, and the earlier result whose evolutionary runs set the target (``--reference``)."""
+    if strategy is None:
+        if reference is not None:
+            raise SystemExit("search_quality: --reference goes with --strategy (the strategy run against it)")
+        return STRATEGIES, {}
+    if strategy not in STRATEGIES:
+        raise SystemExit(f"search_quality: --strategy must be one of {list(STRATEGIES)}, got {strategy!r}")
+    if strategy == "evolutionary":
+        return (strategy,), {}
+    if reference is None:
+        raise SystemExit(f"search_quality --strategy {strategy} needs --reference FILE: an earlier result of this "
+                         "suite whose evolutionary runs set the target")
+    with open(reference) as f:
+        earlier = json.load(f)
+    evolutionary = [r for r in earlier.get("runs", []) if r["strategy"] == "evolutionary" and r["workload"] in labels]
+    missing = [label for label in labels if not any(r["workload"] == label for r in evolutionary)]
+    if missing or earlier.get("budget") != budget:
+        raise SystemExit(f"search_quality: {reference} has no evolutionary runs of {missing} at {budget} trials"
+                         if missing else f"search_quality: {reference} ran {earlier.get('budget')} trials, not "
+                         f"{budget}")
+    for r in evolutionary:
+        r["from"] = reference
+    return (strategy,), {"machine": earlier.get("machine"), "runs": evolutionary}
 
 
 @derived_object

@@ -7,18 +7,23 @@ mixes the pass's best-predicted programs, the ends of dropout descents, refineme
 so far (``refine_share``: one decision of an elite re-drawn, the model's favourites among ``mutations`` neighbours
 per elite, as the evolutionary search's mutations; Adams2019's later passes refine the earlier ones' winners) and a
 few random programs (``epsilon``).
+The strategy keeps to ``time_share`` of the search's wall time: when building and measuring a batch is quick next to
+a full pass, it narrows the beam for the next batches (``beam_effort``).
 While the cost model is not informative yet (TVM's XGBModel predicts noise until it has been trained; a
 ``RandomModel`` always does) batches are random programs, as in ``replay-trace``.
 
 No program is measured twice: every candidate handed out, and every record already in the database (a resumed
 folder), is remembered by its structural hash. Randomness comes from the tune context's seed only, so the same
-seed, the same cost model and the same measurements give the same batches.
+seed, the same cost model and the same measurements give the same batches (with ``time_share=None``; with a share,
+how wide a pass is depends on the wall time too).
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import numpy as np
@@ -27,6 +32,7 @@ from tvm.ir.utils import derived_object
 from tvm.s_tir.meta_schedule.search_strategy import PySearchStrategy
 
 from ..common import check_non_negative_int, check_positive_int
+from .beam_effort import Effort, TimeShare
 from .beam_pass import beam_pass
 from .beam_programs import BeamStats, Completion, Programs
 from .beam_slots import DecisionSpace
@@ -69,6 +75,9 @@ class BeamSearch(PySearchStrategy):
         Beam states per structure (outer tiles and compute locations) before others of that structure may fill it.
     max_fail_count
         Random draws tried per program wanted before giving up (postprocessors may refuse many).
+    time_share
+        Share of the search's wall time the strategy aims to keep to (building and measuring the rest): later
+        passes narrow the beam, its descents, completions and mutations to fit (``None``: always the full effort).
     """
 
     def __init__(
@@ -85,6 +94,7 @@ class BeamSearch(PySearchStrategy):
         mutations: int = 16,
         bucket_cap: int = 2,
         max_fail_count: int = 64,
+        time_share: float | None = 0.08,
     ) -> None:
         _check_knobs(locals())
         self.beam_size = int(beam_size)
@@ -99,6 +109,7 @@ class BeamSearch(PySearchStrategy):
         self.mutations = int(mutations)
         self.bucket_cap = int(bucket_cap)
         self.max_fail_count = int(max_fail_count)
+        self.time_share = None if time_share is None else float(time_share)
         self.stats = BeamStats()  # shared with clones: the object a caller made reports what the search spent
         self._stop: Callable[[], bool] = _never
         self._context: Any = None
@@ -110,11 +121,13 @@ class BeamSearch(PySearchStrategy):
         self._informative = False
         self._batch_picks: list[Completion] = []  # the last batch handed out, in order
         self._elite: list[tuple[float, int, tuple]] = []  # (mean seconds, order, key): the fastest measured
+        self._share = TimeShare(self.time_share)
+        self._per_state: float | None = None  # programs a pass built per state and completion (the last pass)
 
     def knobs(self) -> dict[str, Any]:
         """The options this strategy was made with."""
         names = ("beam_size", "completions", "max_children", "epsilon", "dropout_share", "descents", "dropout",
-                 "refine_share", "elites", "mutations", "bucket_cap", "max_fail_count")
+                 "refine_share", "elites", "mutations", "bucket_cap", "max_fail_count", "time_share")
         return {name: getattr(self, name) for name in names}
 
     def watch_stop(self, stop_requested: Callable[[], bool]) -> None:
@@ -136,6 +149,8 @@ class BeamSearch(PySearchStrategy):
         database: Any = None,
         cost_model: Any = None,
     ) -> None:
+        self._share = TimeShare(self.time_share)  # per session: a resumed run starts its account afresh
+        self._per_state = None
         with self._timed():
             if self._context is None:
                 raise RuntimeError("the beam search was not initialised with a tune context")
@@ -162,11 +177,13 @@ class BeamSearch(PySearchStrategy):
             self._measured.update(c.shash for c in picks)
             self.stats.batches += 1
             self._batch_picks = picks
-            return [c.candidate for c in picks]
+        self._share.handed_out()
+        return [c.candidate for c in picks]
 
     def notify_runner_results(self, measure_candidates: Any, results: Any) -> None:
         """Keep the fastest programs measured so far (the elites that later batches refine); the cost model learns
         from the results on its own (TVM's UpdateCostModel)."""
+        self._share.results_in()
         with self._timed():
             picks, self._batch_picks = self._batch_picks, []
             if len(picks) != len(results):
@@ -198,14 +215,19 @@ class BeamSearch(PySearchStrategy):
         n_refine = min(n - n_random, round(self.refine_share * n)) if self._elite else 0
         if self._model_is_informative(picks):
             n_descents = min(n - n_random - n_refine, round(self.dropout_share * n))
+            effort = self._effort(n_refine)
+            built = programs.built
             result = beam_pass(
-                programs, beam_size=self.beam_size, completions=self.completions, max_children=self.max_children,
-                bucket_cap=self.bucket_cap, descents=min(self.descents, n_descents), dropout=self.dropout,
+                programs, beam_size=effort.beam_size, completions=effort.completions, max_children=self.max_children,
+                bucket_cap=self.bucket_cap, descents=min(effort.descents, n_descents), dropout=self.dropout,
                 stop=self._stop,
             )
             if result is None:
                 return None  # stopped mid-pass
             self.stats.passes += 1
+            self.stats.narrowed += effort != self._full_effort()
+            states = effort.beam_size + min(effort.descents, n_descents)
+            self._per_state = (programs.built - built) / (states * effort.completions)
             picks.clear()  # the probe's program competes with the others
             trails = [iter(trail) for trail in result.descents]
             while trails and len(picks) < n_descents:  # round robin: each descent's best program not yet taken
@@ -215,10 +237,10 @@ class BeamSearch(PySearchStrategy):
                 if len(picks) == before:
                     break
             if n_refine:
-                self._take(picks, self._refinements(predict=True), len(picks) + n_refine)
+                self._take(picks, self._refinements(effort.mutations, predict=True), len(picks) + n_refine)
             self._take(picks, result.pool, n - n_random)
         elif n_refine:  # a resumed run's first batch: neighbours of the best records, the best one's first
-            self._take(picks, self._refinements(predict=False), len(picks) + n_refine)
+            self._take(picks, self._refinements(self.mutations, predict=False), len(picks) + n_refine)
         self._take_random(picks, n)
         if not picks:
             if programs.valid == 0:
@@ -230,14 +252,26 @@ class BeamSearch(PySearchStrategy):
             return None  # every valid program the search can reach has been measured
         return list(picks.values())
 
-    def _refinements(self, *, predict: bool) -> list[Completion]:
-        """Neighbours of the elites (one decision re-drawn each), valid ones, best predicted first (``predict``)
-        or the fastest elite's first."""
+    def _full_effort(self) -> Effort:
+        return Effort(self.beam_size, self.descents, self.completions, self.mutations)
+
+    def _effort(self, n_refine: int) -> Effort:
+        """The full effort, narrowed to the programs ``time_share`` leaves for this batch."""
+        elites = len(self._elite) if n_refine else 0
+        per_state = self._per_state
+        if per_state is None:  # no pass yet: about half of each slot's children need new completions
+            spaces = self._programs.spaces
+            per_state = 0.5 * self.max_children * sum(len(s) for s in spaces) / max(1, len(spaces))
+        return self._full_effort().within(self._share.budget(), per_state, elites)
+
+    def _refinements(self, mutations: int, *, predict: bool) -> list[Completion]:
+        """Neighbours of the elites (``mutations`` each, one decision re-drawn), valid ones, best predicted first
+        (``predict``) or the fastest elite's first."""
         programs = self._programs
         keys = []
         for _, _, (ds, decisions) in self._elite:
             space = programs.spaces[ds]
-            keys += [(ds, space.mutate(decisions, programs.rng)) for _ in range(self.mutations)]
+            keys += [(ds, space.mutate(decisions, programs.rng)) for _ in range(mutations)]
         built = programs.realize(keys, predict=predict).values()
         unique = {c.shash: c for c in built if c is not None}
         self.stats.refined += len(unique)
@@ -278,8 +312,15 @@ class BeamSearch(PySearchStrategy):
         self._informative = bool(first == second)
         return self._informative
 
-    def _timed(self) -> Any:
-        return adding_to(self.stats, "strategy_s")
+    @contextlib.contextmanager
+    def _timed(self) -> Iterator[None]:
+        """Time a method: into ``stats.strategy_s``, and with the programs it built into the time-share account."""
+        started, built = time.perf_counter(), self.stats.programs
+        try:
+            with adding_to(self.stats, "strategy_s"):
+                yield
+        finally:
+            self._share.spent(time.perf_counter() - started, self.stats.programs - built)
 
 
 def _mean_seconds(result: Any) -> float | None:
@@ -331,6 +372,9 @@ def _check_knobs(values: dict[str, Any]) -> None:
         check_non_negative_int("descents", values["descents"])
         if check_positive_int("max_children", values["max_children"]) < 2:
             raise ValueError(f"max_children must be at least 2, got {values['max_children']!r}")
+        share = values["time_share"]
+        if share is not None and (isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1):
+            raise ValueError(f"time_share must be None or a number in (0, 1), got {share!r}")
         for name in ("epsilon", "dropout_share", "dropout", "refine_share"):
             value = values[name]
             if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value <= 1:

@@ -45,6 +45,7 @@ class BeamStats:
     rejected: int = 0  # of which the replay or a postprocessor refused
     predicted: int = 0
     refined: int = 0  # valid neighbours of measured elites built for the batches
+    narrowed: int = 0  # passes run below the full effort, to keep to the time share
     last_rejection: str | None = None
 
 

@@ -26,6 +26,9 @@ def knobs(name: str) -> dict[str, Any]:
     return {k: p.default for k, p in params.items() if k != "self"}
 
 
+_MAY_BE_NONE = {("beam", "time_share")}  # numeric options that also take None (the strategy checks the rest)
+
+
 def create_strategy(strategy: Any, options: dict[str, Any] | None = None) -> Any:
     """``"evolutionary" | "replay-trace" | "replay-func" | "beam"`` (with ``options``) or a ready ``SearchStrategy``."""
     options = dict(options or {})
@@ -46,6 +49,8 @@ def create_strategy(strategy: Any, options: dict[str, Any] | None = None) -> Any
         )
     for key, value in options.items():
         default = accepted[key]
+        if value is None and (strategy, key) in _MAY_BE_NONE:
+            continue
         if isinstance(default, (int, float)) and not isinstance(default, bool):
             if isinstance(value, bool) or not isinstance(value, (int, float)) or value < 0:
                 raise ValueError(f"strategy option {key} must be a non-negative number, got {value!r}")

@@ -13,6 +13,7 @@ import io
 import json
 import shutil
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -26,11 +27,12 @@ import msexplore as mx
 from msexplore.cli import main
 from msexplore.schedules import replay_json
 from msexplore.search.beam import BeamSearch
+from msexplore.search.beam_effort import Effort, TimeShare, allowed_programs
 from msexplore.search.beam_slots import INNER, LOCATION, OTHER, OUTER, REDUCTION, DecisionSpace
 from msexplore.search.folder import RunFolder
 from msexplore.search.strategies import STRATEGIES, create_strategy
 
-SMALL = dict(beam_size=4, completions=2, max_children=4)
+SMALL = dict(beam_size=4, completions=2, max_children=4, time_share=None)  # the full effort: tests below set a share
 
 
 @derived_object
@@ -86,9 +88,9 @@ def _decision_spaces(space):
 
 
 def _strategy_batches(space, *, trials, batch_size, seed=1, database=None, model=None, stop=None, seconds=None,
-                      **options):
+                      measure_s=0.0, **options):
     """Drive a BeamSearch as TVM's task scheduler does, without building or measuring: the batches' programs (each
-    "measured" at ``seconds(schedule)``, 1 ms by default)."""
+    "measured" at ``seconds(schedule)``, 1 ms by default, the batch taking ``measure_s`` of wall time)."""
     strategy = BeamSearch(**{**SMALL, **options})
     if stop is not None:
         strategy.watch_stop(stop)
@@ -98,6 +100,7 @@ def _strategy_batches(space, *, trials, batch_size, seed=1, database=None, model
     batches = []
     while (candidates := context.generate_measure_candidates()) is not None:
         batches.append([c.sch for c in candidates])
+        time.sleep(measure_s)
         done = [ms.runner.RunnerResult(run_secs=[seconds(c.sch) if seconds else 1e-3], error_msg=None)
                 for c in candidates]
         context.notify_runner_results(candidates, done)
@@ -178,6 +181,9 @@ def test_beam_is_a_registered_strategy_with_checked_knobs():
         ({"max_children": 1}, "max_children must be at least 2, got 1"),
         ({"epsilon": 1.5}, r"epsilon must be a number in \[0, 1\], got 1.5"),
         ({"epsilon": 0.5, "dropout_share": 0.75}, "epsilon \\+ dropout_share \\+ refine_share must be at most 1"),
+        ({"time_share": 0}, r"time_share must be None or a number in \(0, 1\), got 0"),
+        ({"time_share": 1.0}, r"time_share must be None or a number in \(0, 1\), got 1.0"),
+        ({"time_share": "10%"}, r"strategy option time_share must be a non-negative number, got '10%'"),
         ({"beams": 4}, r"strategy 'beam' has no option\(s\) \['beams'\]; its options are beam_size=4"),
     ],
 )
@@ -185,6 +191,13 @@ def test_bad_knobs_fail_before_any_work(options, match, gmm32, tmp_path):
     with pytest.raises(ValueError, match=match):
         mx.search(gmm32, trials=4, strategy="beam", work_dir=tmp_path / "bad", **options)
     assert not (tmp_path / "bad").exists()
+
+
+def test_time_share_none_asks_for_the_full_effort():
+    assert create_strategy("beam", {"time_share": None}).time_share is None
+    assert create_strategy("beam", {"time_share": 0.2}).time_share == 0.2
+    with pytest.raises(ValueError, match="strategy option beam_size must be a non-negative number, got None"):
+        create_strategy("beam", {"beam_size": None})  # None is for the share only
 
 
 def test_knobs_are_checked_when_made_directly_too():
@@ -255,6 +268,47 @@ def test_later_batches_refine_the_fastest_measured_program(gmm32):
     assert all(_is_neighbour(_decisions(sch), best) for sch in batches[1][:4])  # taken before the beam's pool
     without, _ = _strategy_batches(gmm32, trials=16, batch_size=8, seconds=seconds, **{**options, "refine_share": 0})
     assert sum(_is_neighbour(_decisions(sch), best) for sch in without[1]) < len(neighbours)
+
+
+def test_the_passes_narrow_to_keep_to_the_time_share_when_measuring_is_quick(gmm32):
+    """Batches "measured" instantly leave the strategy ~no time: after the first pass, passes run at the floor (one
+    state, one completion), yet every batch is full."""
+    full, _ = _strategy_batches(gmm32, trials=24, batch_size=4)
+    narrow, strategy = _strategy_batches(gmm32, trials=24, batch_size=4, time_share=0.1)
+    assert [len(b) for b in narrow] == [len(b) for b in full] == [4] * 6
+    assert strategy.stats.passes == 6 and strategy.stats.narrowed >= 5
+    _, wide = _strategy_batches(gmm32, trials=24, batch_size=4)
+    assert strategy.stats.programs < 0.6 * wide.stats.programs
+
+
+def test_the_passes_keep_their_full_effort_when_measuring_takes_long(gmm32):
+    """Batches that take 0.6 s to "measure" leave a share of a half ample time for a pass over a 32^3 GEMM
+    (~0.15 s), where a share of 1 % leaves too little."""
+    _, strategy = _strategy_batches(gmm32, trials=12, batch_size=4, time_share=0.5, measure_s=0.6)
+    assert strategy.stats.passes == 3 and strategy.stats.narrowed == 0
+    _, strategy = _strategy_batches(gmm32, trials=12, batch_size=4, time_share=0.01, measure_s=0.6)
+    assert strategy.stats.passes == 3 and strategy.stats.narrowed == 2
+
+
+def test_an_effort_narrows_to_a_program_budget():
+    full = Effort(beam_size=4, descents=2, completions=2, mutations=16)
+    assert full.within(None, per_state=10, elites=8) is full
+    assert full.within(10_000, per_state=10, elites=8) is full  # 10 * 6 * 2 + 8 * 16 = 248 programs
+    half = full.within(124, per_state=10, elites=8)
+    assert half == Effort(beam_size=2, descents=1, completions=2, mutations=8)
+    assert half.programs(10, 8) <= 124
+    quarter = full.within(62, per_state=10, elites=8)  # below half: one completion, the rest narrowed by half
+    assert quarter == Effort(beam_size=2, descents=1, completions=1, mutations=8)
+    assert full.within(0, per_state=10, elites=8) == Effort(beam_size=1, descents=0, completions=1, mutations=2)
+
+
+def test_the_time_share_allows_what_keeps_the_strategy_at_its_share():
+    # 1 s spent on 100 programs, 19 s building and measuring: at 10 %, 19 / 9 - 1 = 1.11 s more, 111 programs
+    assert allowed_programs(0.1, strategy_s=1.0, other_s=19.0, programs=100) == pytest.approx(111.1, abs=0.1)
+    assert allowed_programs(0.1, strategy_s=3.0, other_s=19.0, programs=100) == 0  # over: the floor effort next
+    share = TimeShare(None)
+    share.spent(1.0, 100)
+    assert share.budget() is None  # no share: no limit
 
 
 def _is_neighbour(decisions, other):
