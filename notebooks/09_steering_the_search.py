@@ -24,7 +24,8 @@
 # outer tiles, compute locations, inner tiles, reduction tiles, unroll), scoring a partial choice by the cost model's
 # best prediction over a few random completions. Half of each of its batches refines the fastest programs measured
 # so far (one decision re-drawn, the cost model's favourites among the neighbours), as Adams2019's later passes
-# refine the earlier ones' winners.
+# refine the earlier ones' winners. It keeps to 8 % of the search's wall time (`time_share`): where building and
+# measuring a batch is quick next to a full pass, later passes narrow.
 #
 # And Halide's `HL_CYOS=1` ("choose your own schedule") lets a person take each step by hand. Here that is
 # `ChooseSchedule`: each decision's values with the score of the program each leads to, its TIR and its diff; you
@@ -163,5 +164,6 @@ print(bundle)
 print("the steered kernel matches numpy:", np.allclose(kernel(x, y), x @ y, rtol=1e-4, atol=1e-4))
 
 # %% [markdown]
-# **Next:** the beam's knobs (`beam_size`, `completions`, `epsilon`, ...) are in `msexplore.search.beam.BeamSearch`;
-# `mx.search(..., strategy="beam")` takes them as keywords, and the CLI as `--strategy beam --strategy-option`.
+# **Next:** the beam's knobs (`beam_size`, `completions`, `epsilon`, `time_share`, ...) are in
+# `msexplore.search.beam.BeamSearch`; `mx.search(..., strategy="beam")` takes them as keywords, and the CLI as
+# `--strategy beam --strategy-option`.

@@ -82,6 +82,9 @@ class ModelRun(BackgroundRun):
         # Each task is searched in two sessions (first pass, then its share); its cost model carries over, so the
         # second session's first batch is ranked by a model trained on the first's, not by an untrained one.
         self._cost_models: dict[str, Any] = {}
+        # With strategy="beam", one strategy object per task too: its time-share account spans the task's sessions,
+        # so the first pass of a later session is sized by what the earlier ones measured.
+        self._strategies: dict[str, Any] = {}
         self._started_at = float(config.get("started_at", time.time()))
         self._sessions: list[SearchRun] = []  # every task search of this session, for ``timings``
         self._session_started: float | None = None
@@ -217,11 +220,18 @@ class ModelRun(BackgroundRun):
 
     def _search_task(self, name: str, space: Any, trials: int, options: dict[str, Any]) -> SearchRun:
         from ..search.driver import search
+        from ..search.strategies import create_strategy, knobs
 
         if options.get("cost_model", "xgb") == "xgb":  # one model per task, trained on all its sessions' batches
             if name not in self._cost_models:
                 self._cost_models[name] = _new_cost_model(options)
             options = dict(options, cost_model=self._cost_models[name])
+        if options.get("strategy") == "beam":
+            beam_knobs = set(knobs("beam"))
+            if name not in self._strategies:
+                self._strategies[name] = create_strategy("beam", {k: options[k] for k in beam_knobs & set(options)})
+            options = {k: v for k, v in options.items() if k not in beam_knobs}
+            options["strategy"] = self._strategies[name]
         run = search(space, trials=trials, work_dir=self.folder.task_folder(name).path, **options)
         with self._lock:
             self.task_runs[name] = run

@@ -8,7 +8,8 @@ so far (``refine_share``: one decision of an elite re-drawn, the model's favouri
 per elite, as the evolutionary search's mutations; Adams2019's later passes refine the earlier ones' winners) and a
 few random programs (``epsilon``).
 The strategy keeps to ``time_share`` of the search's wall time: when building and measuring a batch is quick next to
-a full pass, it narrows the beam for the next batches (``beam_effort``).
+a full pass, it narrows the beam for the next batches (``beam_effort``). The account spans every search the same
+strategy object runs (``mx.tune_model`` keeps one per task), so a later session's first pass is sized too.
 While the cost model is not informative yet (TVM's XGBModel predicts noise until it has been trained; a
 ``RandomModel`` always does) batches are random programs, as in ``replay-trace``.
 
@@ -121,7 +122,7 @@ class BeamSearch(PySearchStrategy):
         self._informative = False
         self._batch_picks: list[Completion] = []  # the last batch handed out, in order
         self._elite: list[tuple[float, int, tuple]] = []  # (mean seconds, order, key): the fastest measured
-        self._share = TimeShare(self.time_share)
+        self._share = TimeShare(self.time_share)  # shared with clones: the account spans every search run with it
         self._per_state: float | None = None  # programs a pass built per state and completion (the last pass)
 
     def knobs(self) -> dict[str, Any]:
@@ -149,7 +150,7 @@ class BeamSearch(PySearchStrategy):
         database: Any = None,
         cost_model: Any = None,
     ) -> None:
-        self._share = TimeShare(self.time_share)  # per session: a resumed run starts its account afresh
+        self._share.new_session()
         self._per_state = None
         with self._timed():
             if self._context is None:
@@ -198,6 +199,7 @@ class BeamSearch(PySearchStrategy):
     def clone(self) -> BeamSearch:
         twin = BeamSearch(**self.knobs())
         twin.stats = self.stats
+        twin._share = self._share
         twin.watch_stop(self._stop)
         return twin
 

@@ -1,12 +1,13 @@
 """How much work the beam puts into a batch, so that it keeps to a share of the search's wall time (``time_share``).
 
 A beam pass replays, postprocesses and predicts a few hundred programs (3-9 ms each on a 2-core machine), while the
-builder and the runner spend a few seconds on the batch it hands out. ``TimeShare`` keeps account of both, per search
-session: the strategy's own time and the time between handing a batch out and hearing its results (building,
-measuring, the cost model's update). Before each batch it says how many programs the strategy may build so that its
-share of the wall time so far, the next batch included, stays at ``time_share``; ``Effort.within`` narrows the beam
-(fewer states, descents, completions and neighbours of the elites) to fit. A batch that overspends leaves less for
-the next ones, so the share holds over the search, not only per batch.
+builder and the runner spend a few seconds on the batch it hands out. ``TimeShare`` keeps account of both over every
+search session the strategy object (and its clones) runs: the strategy's own time and the time between handing a
+batch out and hearing its results (building, measuring, the cost model's update). Before each batch it says how
+many programs the strategy may build so that its share of the wall time so far, the next batch included, stays at
+``time_share``; ``Effort.within`` narrows the beam (fewer states, descents, completions and neighbours of the
+elites) to fit. A batch that overspends leaves less for the next ones, so the share holds over the search, not only
+per batch.
 
 With ``time_share=None`` every batch gets the full effort, and the same seed, cost model and measurements give the
 same batches; with a share, the effort depends on the wall time too.
@@ -52,7 +53,7 @@ class Effort:
 
 
 class TimeShare:
-    """The strategy's time against the rest of one search session's time, and the programs the next batch may build.
+    """The strategy's time against the rest of its searches' time, and the programs the next batch may build.
 
     ``share`` of ``None`` allows every batch its full effort.
     """
@@ -64,6 +65,10 @@ class TimeShare:
         self.last_other_s = 0.0
         self.programs = 0  # built by the strategy
         self._handed_out_at: float | None = None
+
+    def new_session(self) -> None:
+        """A search session starts: the account so far carries over (a batch handed out before is forgotten)."""
+        self._handed_out_at = None
 
     def spent(self, seconds: float, programs: int) -> None:
         """The strategy spent ``seconds`` and built ``programs`` (one of its methods)."""
@@ -80,7 +85,8 @@ class TimeShare:
             self._handed_out_at = None
 
     def budget(self) -> float | None:
-        """Programs the next batch may build; ``None``: no limit (no share, or nothing measured yet to go by)."""
+        """Programs the next batch may build; ``None``: no limit (no share, or no batch measured yet to go by; in a
+        later session the last batch of an earlier one stands for the next)."""
         if self.share is None or self.programs == 0 or self.last_other_s <= 0:
             return None
         return allowed_programs(self.share, self.strategy_s, self.other_s + self.last_other_s, self.programs)

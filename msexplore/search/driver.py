@@ -14,7 +14,7 @@ from ..target import this_machine
 from ..workers import Workers
 from .folder import RunFolder
 from .run import BatchRecorder, SearchRun
-from .strategies import create_strategy
+from .strategies import create_strategy, described
 
 __all__ = ["search"]
 
@@ -107,8 +107,8 @@ def search(
         "workload": space.workload.to_json(),
         "target": str(space.target),
         "modules": [m.name for m in space.modules],
-        "strategy": strategy if isinstance(strategy, str) else type(strategy).__name__,
-        "strategy_options": strategy_options,
+        "strategy": described(strategy, strategy_options)[0],
+        "strategy_options": described(strategy, strategy_options)[1],
         "trials": trials,
         "batch_size": batch_size,
         "batches_per_generation": batches_per_generation,

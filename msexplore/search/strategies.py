@@ -9,7 +9,7 @@ from tvm.s_tir import meta_schedule as ms
 
 from .beam import BeamSearch
 
-__all__ = ["STRATEGIES", "create_strategy", "StrategyName"]
+__all__ = ["STRATEGIES", "create_strategy", "described", "StrategyName"]
 
 StrategyName = Literal["evolutionary", "replay-trace", "replay-func", "beam"]
 STRATEGIES: dict[str, type] = {
@@ -57,3 +57,14 @@ def create_strategy(strategy: Any, options: dict[str, Any] | None = None) -> Any
             if isinstance(default, int) and not isinstance(value, int):
                 raise ValueError(f"strategy option {key} must be an integer, got {value!r}")
     return STRATEGIES[strategy](**options)
+
+
+def described(strategy: Any, options: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    """A strategy's name and options as a run folder records them: a ready ``BeamSearch`` reads as ``"beam"`` with
+    the knobs it was made with that differ from the defaults."""
+    if isinstance(strategy, str):
+        return strategy, options
+    if isinstance(strategy, BeamSearch):
+        defaults = knobs("beam")
+        return "beam", {k: v for k, v in strategy.knobs().items() if v != defaults[k]}
+    return type(strategy).__name__, options

@@ -88,10 +88,11 @@ def _decision_spaces(space):
 
 
 def _strategy_batches(space, *, trials, batch_size, seed=1, database=None, model=None, stop=None, seconds=None,
-                      measure_s=0.0, **options):
-    """Drive a BeamSearch as TVM's task scheduler does, without building or measuring: the batches' programs (each
-    "measured" at ``seconds(schedule)``, 1 ms by default, the batch taking ``measure_s`` of wall time)."""
-    strategy = BeamSearch(**{**SMALL, **options})
+                      measure_s=0.0, strategy=None, **options):
+    """Drive a BeamSearch (``strategy``, or one made with ``options``) as TVM's task scheduler does, without building
+    or measuring: the batches' programs (each "measured" at ``seconds(schedule)``, 1 ms by default, the batch taking
+    ``measure_s`` of wall time)."""
+    strategy = strategy or BeamSearch(**{**SMALL, **options})
     if stop is not None:
         strategy.watch_stop(stop)
     context = _context(space, strategy, seed)
@@ -290,6 +291,16 @@ def test_the_passes_keep_their_full_effort_when_measuring_takes_long(gmm32):
     assert strategy.stats.passes == 3 and strategy.stats.narrowed == 2
 
 
+def test_a_later_session_sizes_its_first_pass_by_what_the_earlier_ones_measured(gmm32):
+    """One strategy object for two sessions (as ``tune_model`` keeps one per task): its time-share account carries
+    over, so the second session's first pass is narrowed too, where a fresh strategy's first pass is not."""
+    strategy = BeamSearch(**{**SMALL, "time_share": 0.1})
+    _strategy_batches(gmm32, trials=8, batch_size=4, strategy=strategy)
+    assert (strategy.stats.passes, strategy.stats.narrowed) == (2, 1)  # the first pass had nothing to go by
+    _strategy_batches(gmm32, trials=8, batch_size=4, seed=2, strategy=strategy)
+    assert (strategy.stats.passes, strategy.stats.narrowed) == (4, 3)
+
+
 def test_an_effort_narrows_to_a_program_budget():
     full = Effort(beam_size=4, descents=2, completions=2, mutations=16)
     assert full.within(None, per_state=10, elites=8) is full
@@ -365,7 +376,8 @@ def test_a_beam_run_reads_reopens_and_exports_like_any_run(two_runs, tmp_path):
     assert len(df) == 10 and df["ok"].all() and "Z.tile_i" in df.columns
     assert all(e.design_space >= 0 and "Z.tile_i" in e.decisions for e in run.events)
     again = mx.open_run(run.work_dir)
-    assert again.status == "done" and again.config["strategy"] == "BeamSearch"
+    assert again.status == "done" and again.config["strategy"] == "beam"  # a ready BeamSearch reads as its name
+    assert again.config["strategy_options"] == {"max_children": 4, "refine_share": 0.0, "time_share": None}
     assert [e.to_json() for e in again.events] == [e.to_json() for e in run.events]
     bundle = run.best.export(tmp_path / "best")
     kernel = mx.load_kernel(tmp_path / "best")

@@ -328,3 +328,21 @@ def test_a_task_whose_space_runs_out_gives_its_share_to_the_others(tmp_path):
     assert trials[tiny] < 150, trials
     assert sum(trials.values()) == 200, trials  # ... and what it left was measured on the other task
     assert trials[big] > 50, trials
+
+
+def test_a_beam_model_run_keeps_one_strategy_per_task_across_its_sessions(model, tmp_path):
+    """strategy="beam" with a knob: every task is searched by the beam (its folder says so, with the knob), and a
+    task searched in two sessions is searched by one strategy object (its time-share account spans both)."""
+    run = mx.tune_model(model, trials=12, work_dir=tmp_path / "beam", batch_size=4, strategy="beam", beam_size=2)
+    run.wait()
+    assert run.status == "done", run.error
+    assert run.tasks["best_latency_s"].notna().all()
+    for folder in run.folder.task_folders():
+        config = folder.read_config()
+        assert (config["strategy"], config["strategy_options"]) == ("beam", {"beam_size": 2})
+    again = [name for name, r in run.task_runs.items() if len({e.session for e in r.events}) > 1]
+    assert again, "the budget left no second session for any task; the test needs one"
+    for name in again:
+        strategy = run._strategies[name]
+        batches = {(e.session, e.batch) for e in run.task_runs[name].events}
+        assert strategy.beam_size == 2 and strategy.stats.batches == len(batches)  # every session's batches
