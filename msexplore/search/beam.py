@@ -37,7 +37,6 @@ from .beam_effort import Effort, TimeShare
 from .beam_pass import beam_pass
 from .beam_programs import BeamStats, Completion, Programs
 from .beam_slots import DecisionSpace
-from .timing import adding_to
 
 __all__ = ["BeamSearch", "BeamStats"]
 
@@ -319,10 +318,11 @@ class BeamSearch(PySearchStrategy):
         """Time a method: into ``stats.strategy_s``, and with the programs it built into the time-share account."""
         started, built = time.perf_counter(), self.stats.programs
         try:
-            with adding_to(self.stats, "strategy_s"):
-                yield
+            yield
         finally:
-            self._share.spent(time.perf_counter() - started, self.stats.programs - built)
+            seconds = time.perf_counter() - started
+            self.stats.strategy_s += seconds
+            self._share.spent(seconds, self.stats.programs - built)
 
 
 def _mean_seconds(result: Any) -> float | None:

@@ -103,12 +103,13 @@ def search(
     if previous is not None:
         history = folder.reconcile()  # a killed earlier session: its database and log agree again before resuming
         session = int(previous.get("sessions", 0))
+    strategy_name, recorded_options = described(strategy, strategy_options)
     config = {
         "workload": space.workload.to_json(),
         "target": str(space.target),
         "modules": [m.name for m in space.modules],
-        "strategy": described(strategy, strategy_options)[0],
-        "strategy_options": described(strategy, strategy_options)[1],
+        "strategy": strategy_name,
+        "strategy_options": recorded_options,
         "trials": trials,
         "batch_size": batch_size,
         "batches_per_generation": batches_per_generation,
