@@ -182,7 +182,7 @@ def _plain_tvm(model: Any, module: Any, inputs: tuple, trials: int, work_dir: st
     prepared = mx_prepare(mod, model.target)
     started = time.perf_counter()
     database = ms.relax_integration.tune_relax(
-        prepared, None, model.target, work_dir, max_trials_global=trials, builder=make_builder()
+        prepared, None, model.target, work_dir, max_trials_global=trials, builder=make_builder(local=False)
     )
     tune_s = time.perf_counter() - started
     with tvm.transform.PassContext(opt_level=3):

@@ -18,7 +18,6 @@ import os
 import re
 import statistics
 import tempfile
-import time
 from collections.abc import Sequence
 from typing import Any
 
@@ -34,11 +33,14 @@ from msexplore.workers import Workers
 from msexplore.workloads import Comparison, Workload
 
 __all__ = [
+    "SCREEN_FACTOR",
     "SEARCH_EVALUATOR",
     "MEASURE_EVALUATOR",
     "Measurement",
     "RPCSettings",
+    "Screen",
     "WrongResultError",
+    "export_shared",
     "fast_build",
     "make_builder",
     "make_runner",
@@ -71,14 +73,29 @@ def fast_build(mod: tvm.IRModule, target: tvm.target.Target, _params: Any) -> tv
     return tvm.tirx.build(mod, target)
 
 
+def export_shared(lib: tvm.runtime.Module) -> str:
+    """Write a built candidate as a shared library in a new folder; returns its path.
+
+    MetaSchedule's default export writes a ``.tar`` of object files, and loading it links them with the system
+    compiler: ~19 ms per candidate in the runner, which measures one candidate at a time while the machine
+    waits. Linked here, in the parallel build workers, the runner only opens the library (~0.1 ms)."""
+    path = os.path.join(tempfile.mkdtemp(prefix="msexplore-build-"), "candidate.so")
+    lib.export_library(path)
+    return path
+
+
 def make_builder(
-    *, max_workers: int | None = None, timeout_sec: float = 60, workers: Workers | None = None
+    *, max_workers: int | None = None, timeout_sec: float = 60, workers: Workers | None = None, local: bool = True
 ) -> ms.builder.Builder:
     """A builder that builds with ``fast_build``: in ``workers`` when given, else a ``LocalBuilder`` (fresh
-    processes per batch; ``max_workers=None``: one per core)."""
+    processes per batch; ``max_workers=None``: one per core). ``local``: the candidates run on this machine, so
+    they are linked here (``export_shared``); False keeps MetaSchedule's ``.tar``, which an RPC server links."""
+    f_export = export_shared if local else None
     if workers is not None:
-        return workers.builder(fast_build)
-    return ms.builder.LocalBuilder(max_workers=max_workers, timeout_sec=timeout_sec, f_build=fast_build)
+        return workers.builder(fast_build, f_export)
+    return ms.builder.LocalBuilder(
+        max_workers=max_workers, timeout_sec=timeout_sec, f_build=fast_build, f_export=f_export
+    )
 
 
 class WrongResultError(RuntimeError):
@@ -176,16 +193,22 @@ class _ReferenceCheck:
 
     def load(self, dtypes: Sequence[str]) -> tuple[list[np.ndarray], dict[int, np.ndarray]]:
         """The arguments (one per dtype) and the expected outputs by argument index."""
-        with np.load(self.reference_path) as data:
-            arrays = [_restore_dtype(data[f"arg{index}"], dtype) for index, dtype in enumerate(dtypes)]
-            expected = {
-                int(name[len("expected") :]): data[name] for name in data.files if name.startswith("expected")
-            }
+        data = _reference_arrays(self.reference_path)
+        arrays = [_restore_dtype(data[f"arg{index}"], dtype) for index, dtype in enumerate(dtypes)]
+        expected = {int(name[len("expected") :]): data[name] for name in data if name.startswith("expected")}
         return arrays, {index: _restore_dtype(array, dtypes[index]) for index, array in expected.items()}
 
     @property
     def workload(self) -> Workload:
         return _workload_from_json(self.workload_json)
+
+
+@functools.lru_cache(maxsize=4)
+def _reference_arrays(path: str) -> dict[str, np.ndarray]:
+    """A reference file's arrays, read once per worker process (its name holds the workload's hash and seed,
+    and it is written once, by rename). Callers copy them to the device and never write to them."""
+    with np.load(path) as data:
+        return {name: data[name] for name in data.files}
 
 
 @functools.lru_cache(maxsize=4)
@@ -216,8 +239,15 @@ def _alloc_reference_args_rpc(check: _ReferenceCheck, _session: Any, device: Any
     return _alloc_reference_args(check, device, args_info, repeat)
 
 
-def _check_then_time(check: _ReferenceCheck, rt_mod: Any, device: Any, config: EvaluatorConfig, args: list) -> list:
-    """``f_run_evaluator``: run once on the reference inputs and compare, then time exactly as TVM does."""
+def _check_then_time(
+    check: _ReferenceCheck, rt_mod: Any, device: Any, config: EvaluatorConfig, args: list,
+    slower_than_s: float | None = None,
+) -> list:
+    """``f_run_evaluator``: run once on the reference inputs and compare, then time as TVM does.
+
+    A brief timing (``ESTIMATE_MS``) comes first and sizes the full one. With ``slower_than_s`` (set by a
+    search's ``Screen``), a kernel whose brief time is above it is reported with that time alone: it cannot be
+    the best, and the cost model only needs its rank."""
     workload = check.workload
     first = args[0]
     _, expected = check.load([spec.dtype for spec in workload.args])
@@ -235,27 +265,25 @@ def _check_then_time(check: _ReferenceCheck, rt_mod: Any, device: Any, config: E
             )
     if failures:
         raise WrongResultError("; ".join(failures))
-    return run_evaluator_common(rt_mod, device, _sized(config, _seconds_per_call(rt_mod, device, first)), args)
+    per_call_s = _seconds_per_call(rt_mod, device, first)
+    if slower_than_s is not None and per_call_s > slower_than_s:
+        return [per_call_s]
+    return run_evaluator_common(rt_mod, device, _sized(config, per_call_s), args)
 
 
-ESTIMATE_S = 0.005  # warm calls timed to size the timing batch: at least this long (or 100 calls)
+ESTIMATE_MS = 5  # the brief timing: calls in one batch of at least this long, after a warm-up call
 
 
 def _seconds_per_call(rt_mod: Any, device: Any, args: list) -> float:
-    """A warm estimate of one call: a freshly loaded module's first calls are slower (page faults, the thread
-    pool), and an estimate from them makes the timing batch too short."""
+    """A warm estimate of one call, timed by TVM's evaluator (in C++: no Python call overhead in it, which
+    matters when the estimate is reported for a kernel of a few microseconds). A freshly loaded module's first
+    calls are slower (page faults, the thread pool), so two calls run before it."""
     func = rt_mod[rt_mod.entry_name]
     for _ in range(2):
         func(*args)
     device.sync()
-    calls, started = 0, time.perf_counter()
-    while True:
-        func(*args)
-        device.sync()
-        calls += 1
-        elapsed = time.perf_counter() - started
-        if elapsed >= ESTIMATE_S or calls >= 100:
-            return elapsed / calls
+    evaluator = rt_mod.time_evaluator(rt_mod.entry_name, device, number=1, repeat=1, min_repeat_ms=ESTIMATE_MS)
+    return float(evaluator(*args).results[0])
 
 
 def _sized(config: EvaluatorConfig, per_call_s: float) -> EvaluatorConfig:
@@ -281,6 +309,47 @@ def _check_then_time_rpc(check: _ReferenceCheck, _session: Any, rt_mod: Any, dev
     return _check_then_time(check, rt_mod, device, config, args)
 
 
+SCREEN_FACTOR = 2.0
+
+
+class Screen:
+    """Which candidates of a search get the full timing: those whose brief timing is within ``factor`` of the best
+    latency seen so far (in this session, or given as ``best_s`` from earlier ones).
+
+    A candidate above the cutoff is reported with its brief timing (``ESTIMATE_MS`` of calls), which ranks it
+    among the slow ones as well as the full window would, and saves that window (50 ms or more per candidate;
+    about 40 % of a search's candidates are twice as slow as the best before them). ``screened`` counts them,
+    and so does ``tally.screened`` when a ``tally`` is given (a search's ``Spent``).
+    """
+
+    def __init__(self, factor: float = SCREEN_FACTOR, best_s: float | None = None, tally: Any = None) -> None:
+        if isinstance(factor, bool) or not isinstance(factor, (int, float)) or factor <= 1:
+            raise ValueError(f"Screen factor must be a number above 1 (e.g. 2.0), got {factor!r}")
+        self.factor = float(factor)
+        self.best_s = best_s
+        self.screened = 0
+        self.seen = 0
+        self.tally = tally
+
+    def cutoff_s(self) -> float | None:
+        return None if self.best_s is None else self.factor * self.best_s
+
+    def saw(self, seconds: Sequence[float]) -> None:
+        """A candidate's reported latencies (one per repeat)."""
+        latency = statistics.median(seconds)
+        cutoff = self.cutoff_s()
+        self.seen += 1
+        if cutoff is not None and latency > cutoff:
+            self.screened += 1
+            if self.tally is not None:
+                self.tally.screened += 1
+        if self.best_s is None or latency < self.best_s:
+            self.best_s = latency
+
+    def __repr__(self) -> str:
+        return f"Screen(factor={self.factor}, best_s={self.best_s}, screened {self.screened} of {self.seen})"
+
+
 def make_runner(
     workload: Workload,
     *,
@@ -291,6 +360,7 @@ def make_runner(
     check: bool = True,
     seed: int = 0,
     workers: Workers | None = None,
+    screen: Screen | None = None,
 ) -> ms.runner.Runner:
     """A MetaSchedule runner whose every measurement also checks the kernel's outputs.
 
@@ -312,6 +382,9 @@ def make_runner(
     workers
         Measure in these ``Workers``' runner process (kept across searches) instead of a new ``LocalRunner``'s;
         their ``run_timeout_s`` is then the limit. Ignored with ``rpc``.
+    screen
+        Time in full only the candidates this ``Screen`` lets through (needs ``workers`` and ``check``; a search
+        passes one, ``measure`` does not).
     """
     evaluator = SEARCH_EVALUATOR if evaluator is None else evaluator
     _check_options(evaluator, rpc)
@@ -332,8 +405,11 @@ def make_runner(
                 f_alloc_argument=functools.partial(_alloc_reference_args_rpc, reference),
                 f_run_evaluator=functools.partial(_check_then_time_rpc, reference),
             )
+    if screen is not None and (rpc is not None or workers is None or not check):
+        raise ValueError("make_runner(screen=...) measures in Workers with the reference check; pass workers=, "
+                         "check=True and no rpc, or screen=None")
     if rpc is None and workers is not None:
-        return workers.runner(evaluator, **hooks)
+        return workers.runner(evaluator, screen=screen, **hooks)
     if rpc is None:
         return ms.runner.LocalRunner(timeout_sec=timeout_sec, evaluator_config=evaluator, **hooks)
     return ms.runner.RPCRunner(rpc_config=rpc.to_config(), evaluator_config=evaluator, max_workers=1, **hooks)
@@ -415,7 +491,7 @@ def measure(
     builder_inputs = [ms.builder.BuilderInput(mod, target) for mod in mods]
     cores = min(len(mods), os.cpu_count() or 1)
     with Workers(cores, build_timeout_s=timeout_sec, run_timeout_s=timeout_sec) as workers:
-        builder_results = list(make_builder(workers=workers).build(builder_inputs))
+        builder_results = list(make_builder(workers=workers, local=rpc is None).build(builder_inputs))
         built = [index for index, result in enumerate(builder_results) if result.error_msg is None]
         runner_results: list[Any] = [None] * len(builder_results)
         try:

@@ -15,6 +15,7 @@ fails fast and the worker never loads it (nothing the workers do needs torch). A
 
 from __future__ import annotations
 
+import functools
 import os
 import subprocess
 import sys
@@ -123,10 +124,11 @@ class Workers:
         self._run_pool = _TorchFreePool(max_workers=1, timeout=run_timeout_s, stdout=self._log, stderr=self._log)
         self.closed = False
 
-    def builder(self, f_build: Any = None) -> ms.builder.Builder:
-        """A MetaSchedule builder that builds in these workers with ``f_build`` (default: MetaSchedule's own)."""
+    def builder(self, f_build: Any = None, f_export: Any = None) -> ms.builder.Builder:
+        """A MetaSchedule builder that builds in these workers with ``f_build`` and writes the artifact with
+        ``f_export`` (default: MetaSchedule's own, a ``.tar``)."""
         self._check_open()
-        return PooledBuilder(self._build_pool, self.build_timeout_s, f_build)
+        return PooledBuilder(self._build_pool, self.build_timeout_s, f_build, f_export)
 
     def runner(
         self,
@@ -134,10 +136,16 @@ class Workers:
         *,
         f_alloc_argument: Any = None,
         f_run_evaluator: Any = None,
+        screen: Any = None,
     ) -> ms.runner.Runner:
-        """A MetaSchedule runner that measures in this runner process, with the given hooks (TVM's by default)."""
+        """A MetaSchedule runner that measures in this runner process, with the given hooks (TVM's by default).
+
+        ``screen`` (a ``measure.Screen``): each candidate's ``f_run_evaluator`` gets ``slower_than_s=`` its cutoff,
+        and every measured latency is shown to it."""
         self._check_open()
-        return PooledRunner(self._run_pool, self.run_timeout_s, evaluator, f_alloc_argument, f_run_evaluator)
+        return PooledRunner(
+            self._run_pool, self.run_timeout_s, evaluator, f_alloc_argument, f_run_evaluator, screen=screen
+        )
 
     def pids(self) -> list[int]:
         """Process ids of the worker processes running now (they start with the first build or measurement)."""
@@ -177,16 +185,17 @@ class Workers:
 class PooledBuilder(ms.builder.PyBuilder):
     """``LocalBuilder``'s build, in a pool that outlives the batch."""
 
-    def __init__(self, pool: PopenPoolExecutor, timeout_s: float, f_build: Any = None) -> None:
+    def __init__(self, pool: PopenPoolExecutor, timeout_s: float, f_build: Any = None, f_export: Any = None) -> None:
         super().__init__()
         self.pool = pool
         self.timeout_s = timeout_s
         self.f_build = f_build
+        self.f_export = f_export
 
     def build(self, build_inputs: list[ms.builder.BuilderInput]) -> list[ms.builder.BuilderResult]:
-        f_build = self.f_build
+        f_build, f_export = self.f_build, self.f_export
         jobs = [
-            (f_build, None, item.mod, item.target, local_builder._serialize_params(item.params))
+            (f_build, f_export, item.mod, item.target, local_builder._serialize_params(item.params))
             for item in build_inputs
         ]
         results = []
@@ -213,9 +222,12 @@ class PooledRunner(ms.runner.PyRunner):
         evaluator: ms.runner.EvaluatorConfig,
         f_alloc_argument: Any = None,
         f_run_evaluator: Any = None,
+        *,
+        screen: Any = None,
     ) -> None:
         super().__init__()
         self.pool = pool
+        self.screen = screen
         self.timeout_s = timeout_s
         self.evaluator = ms.runner.EvaluatorConfig._normalized(evaluator)
         self.f_alloc_argument = f_alloc_argument
@@ -224,10 +236,13 @@ class PooledRunner(ms.runner.PyRunner):
     def run(self, runner_inputs: list[ms.runner.RunnerInput]) -> list[ms.runner.RunnerFuture]:
         futures = []
         for item in runner_inputs:
+            f_run_evaluator = self.f_run_evaluator
+            if self.screen is not None:
+                f_run_evaluator = functools.partial(f_run_evaluator, slower_than_s=self.screen.cutoff_s())
             job = self.pool.submit(
                 local_runner._worker_func,
                 self.f_alloc_argument,
-                self.f_run_evaluator,
+                f_run_evaluator,
                 None,
                 self.evaluator,
                 1,
@@ -241,5 +256,7 @@ class PooledRunner(ms.runner.PyRunner):
                 seconds, error = None, f"LocalRunner: Timeout, killed after {self.timeout_s} seconds\n"
             except Exception as exception:  # noqa: BLE001  the candidate's failure, recorded like LocalRunner does
                 seconds, error = None, f"LocalRunner: An exception occurred\n{exception}"
+            if self.screen is not None and seconds:
+                self.screen.saw(seconds)
             futures.append(local_runner.LocalRunnerFuture(res=seconds, error_message=error))
         return futures

@@ -10,6 +10,7 @@ from typing import Any
 
 from .. import _quiet
 from ..common import check_positive_int
+from ..measure import SCREEN_FACTOR, Screen
 from ..target import this_machine
 from ..workers import Workers
 from .folder import RunFolder
@@ -39,6 +40,7 @@ def search(
     run_timeout_s: float = 60,
     workers: Any = None,
     batches_per_generation: int | None = None,
+    screen: float | None = SCREEN_FACTOR,
     **strategy_options: Any,
 ) -> SearchRun:
     """Start a search of ``trials`` measured candidates over ``space``; returns at once with the running run.
@@ -73,6 +75,11 @@ def search(
         Measured batches filled by one generation of the strategy (see ``msexplore.search.guard``): the evolutionary
         search spends most of a small batch's time evolving its population, so by default it picks 64 candidates
         at once (TVM's own generation size), measured and published ``batch_size`` at a time; other strategies 1.
+    screen
+        Time in full (``evaluator``'s window) only the candidates whose brief timing (5 ms of calls) is within this
+        factor of the best latency so far, this folder's earlier sessions included; slower ones are recorded with
+        the brief timing (see ``msexplore.measure.Screen``). None times every candidate in full. Not applied with
+        ``check=False`` or ``rpc``.
     """
     from ..space import Space
 
@@ -85,6 +92,8 @@ def search(
     if workers is not None and (not isinstance(workers, Workers) or workers.closed):
         raise TypeError(f"workers must be open msexplore.workers.Workers or None, got {workers!r}")
     check_positive_int("batches_per_generation", batches_per_generation, or_none=True)
+    if screen is not None and (isinstance(screen, bool) or not isinstance(screen, (int, float)) or screen <= 1):
+        raise ValueError(f"screen must be None or a factor above 1 (e.g. 2.0), got {screen!r}")
     strategy_obj = create_strategy(strategy, strategy_options)
     if batches_per_generation is None:
         batches_per_generation = default_batches_per_generation(strategy_obj, batch_size)
@@ -116,6 +125,7 @@ def search(
         "seed": seed,
         "cost_model": cost_model if isinstance(cost_model, str) else type(cost_model).__name__,
         "check": check,
+        "screen": screen if check and rpc is None else None,
         "rpc": None if rpc is None else dataclasses.asdict(rpc),
         "sessions": session + 1,
         "machine": this_machine(),
@@ -124,9 +134,12 @@ def search(
     folder.write_config(config)
     model = make_cost_model(cost_model, batch_size, num_threads)
     run = SearchRun(folder.path, config=config, space=space, session=session, history=history, cost_model=model)
+    screening = None  # (factor, the best latency of the earlier sessions)
+    if config["screen"] is not None:
+        screening = (screen, min((event.latency_s for event in history if event.ok), default=None))
     tune = functools.partial(
         _tune, space, folder, model, strategy_obj, trials, batch_size, batches_per_generation, seed, num_threads,
-        check, evaluator, rpc, build_timeout_s, run_timeout_s, workers,
+        check, evaluator, rpc, build_timeout_s, run_timeout_s, workers, screening,
     )
     return run.start(tune)
 
@@ -188,6 +201,7 @@ def _tune(
     build_timeout_s: float,
     run_timeout_s: float,
     workers: Workers | None,
+    screening: tuple[float, float | None] | None,
     recorder: BatchRecorder,
 ) -> None:
     """The session's work on the run's thread: MetaSchedule's tuning, its batches handed to ``recorder``."""
@@ -204,10 +218,11 @@ def _tune(
             threads, build_timeout_s=build_timeout_s, run_timeout_s=run_timeout_s, log_path=folder.workers_log
         )
     try:
-        builder = make_builder(workers=workers)
+        builder = make_builder(workers=workers, local=rpc is None)
+        screen = None if screening is None else Screen(screening[0], best_s=screening[1], tally=recorder.spent)
         runner = make_runner(
             space.workload, check_dir=os.path.join(folder.path, "check"), rpc=rpc, evaluator=evaluator,
-            timeout_sec=run_timeout_s, check=check, workers=workers,
+            timeout_sec=run_timeout_s, check=check, workers=workers, screen=screen,
         )
         guarded = GuardedStrategy(
             strategy,

@@ -57,6 +57,7 @@ class Spent:
     predict_s: float = 0.0  # scoring each batch with the cost model before it is measured
     publish_s: float = 0.0  # the live-progress plumbing: events, the log on disk, subscribers
     generations: int = 0  # times the strategy was asked for candidates (a generation may fill several batches)
+    screened: int = 0  # candidates recorded with their brief timing, too slow for the full one (measure.Screen)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -71,6 +72,7 @@ class SearchTimings:
     predict_s: float = 0.0
     publish_s: float = 0.0
     generations: int = 0
+    screened: int = 0
 
     @property
     def other_s(self) -> float:
@@ -88,7 +90,8 @@ class SearchTimings:
                  ("database and cost-model update", self.record_s), ("predicting", self.predict_s),
                  ("publishing", self.publish_s), ("other", self.other_s)]
         listed = ", ".join(f"{name} {seconds:.1f} s ({100 * seconds / wall:.0f} %)" for name, seconds in parts)
-        return f"{self.wall_s:.1f} s: {listed}; {self.generations} generations"
+        screened = f", {self.screened} candidates screened" if self.screened else ""
+        return f"{self.wall_s:.1f} s: {listed}; {self.generations} generations{screened}"
 
 
 class BatchRecorder:

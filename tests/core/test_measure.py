@@ -226,3 +226,57 @@ def test_a_sized_batch_still_reports_seconds_per_call():
     plain = lib.time_evaluator(lib.entry_name, tvm.cpu(), number=1000, repeat=3)(*arrays)
     assert searched.ok
     assert 0.33 < searched.latency_s / float(np.median(plain.results)) < 3.0
+
+
+def test_a_screen_cuts_off_at_its_factor_times_the_best_seen():
+    from msexplore.measure import Screen
+    from msexplore.search.run import Spent
+
+    tally = Spent()
+    screen = Screen(2.0, tally=tally)
+    assert screen.cutoff_s() is None  # nothing seen: every candidate is timed in full
+    screen.saw([1e-3])
+    assert screen.cutoff_s() == pytest.approx(2e-3)
+    screen.saw([3e-3])  # over the cutoff when it was sent
+    screen.saw([1.5e-3])  # within it
+    assert (screen.screened, tally.screened, screen.seen) == (1, 1, 3)
+    screen.saw([0.5e-3])
+    assert screen.cutoff_s() == pytest.approx(1e-3)
+    assert Screen(3, best_s=1e-3).cutoff_s() == pytest.approx(3e-3)  # a resumed search starts from its best
+    for bad in (1.0, 0.5, True, "2"):
+        with pytest.raises(ValueError, match="Screen factor must be a number above 1"):
+            Screen(bad)
+
+
+@pytest.mark.parametrize("best_s, repeats, screened", [(1e-12, 1, 1), (10.0, 3, 0)])
+def test_a_screened_candidate_gets_its_brief_timing_and_the_others_the_full_one(gmm, tmp_path, best_s, repeats,
+                                                                                screened):
+    """Below the cutoff the full timing runs (three repeats here); above it only the brief one (one figure)."""
+    from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
+
+    import msexplore as mx
+    from msexplore.measure import Screen, make_builder
+    from msexplore.workers import Workers
+
+    evaluator = EvaluatorConfig(number=3, repeat=3, min_repeat_ms=5, enable_cpu_cache_flush=False)
+    sample = next(s for s in mx.Space(gmm).sample(4, seed=0) if s.valid)
+    screen = Screen(2.0, best_s=best_s)
+    with Workers(1) as workers:
+        (built,) = make_builder(workers=workers).build([ms.builder.BuilderInput(sample.schedule.mod,
+                                                                                 mx.resolve_target(None))])
+        runner = make_runner(gmm, check_dir=tmp_path, evaluator=evaluator, workers=workers, screen=screen)
+        args_info = ms.arg_info.ArgInfo.from_prim_func(gmm.func)
+        (result,) = [f.result() for f in runner.run([ms.runner.RunnerInput(built.artifact_path, "cpu", args_info)])]
+    assert result.error_msg is None, result.error_msg
+    assert len(result.run_secs) == repeats and screen.screened == screened
+    assert 0 < float(result.run_secs[0]) < 1e-2
+
+
+def test_a_screen_needs_the_workers_and_the_check(gmm, tmp_path):
+    from msexplore.measure import Screen
+    from msexplore.workers import Workers
+
+    with pytest.raises(ValueError, match=r"make_runner\(screen=...\) measures in Workers with the reference check"):
+        make_runner(gmm, check_dir=tmp_path, screen=Screen())
+    with Workers(1) as workers, pytest.raises(ValueError, match="pass workers=, check=True and no rpc"):
+        make_runner(gmm, check_dir=None, check=False, workers=workers, screen=Screen())

@@ -307,6 +307,8 @@ def test_module_failing_in_one_branch_does_not_stop_the_search(tmp_path):
         ({"trials": 8, "cost_model": "mlp"}, r"unknown cost_model 'mlp'; accepted: \['xgb', 'random'\]"),
         ({"trials": 8, "batch_size": -1}, "batch_size must be a positive integer"),
         ({"trials": 8, "batches_per_generation": 0}, "batches_per_generation must be a positive integer"),
+        ({"trials": 8, "screen": 1.0}, r"screen must be None or a factor above 1 \(e.g. 2.0\), got 1.0"),
+        ({"trials": 8, "screen": True}, r"screen must be None or a factor above 1 \(e.g. 2.0\), got True"),
     ],
 )
 def test_bad_arguments_fail_before_any_work(space, tmp_path, kwargs, match):
@@ -388,3 +390,48 @@ def test_search_through_an_rpc_tracker(space, tmp_path):
     assert run.status == "done", run.error
     assert len(run.events) == 8 and all(e.ok for e in run.events)
     assert run.config["rpc"] is not None
+
+
+def _timed_in_full(event, repeats):
+    return len(event.latencies_s) == repeats
+
+
+def test_a_search_times_in_full_only_candidates_near_the_best(space, tmp_path):
+    """With three repeats in the full timing, a screened candidate is one with a single latency: each is over
+    twice the best measured before it (the folder's earlier session included), every candidate within twice
+    the best was timed in full, and each session reports how many went over."""
+    from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
+
+    evaluator = EvaluatorConfig(number=3, repeat=3, min_repeat_ms=5, enable_cpu_cache_flush=False)
+    work_dir = tmp_path / "screened"
+    first = mx.search(space, trials=16, batch_size=8, work_dir=work_dir, evaluator=evaluator, **SMALL).wait()
+    second = mx.search(space, trials=16, batch_size=8, work_dir=work_dir, evaluator=evaluator, **SMALL).wait()
+    assert (first.status, second.status) == ("done", "done"), (first.error, second.error)
+    assert second.config["screen"] == 2.0
+    best = float("inf")
+    over, brief = {0: 0, 1: 0}, 0
+    for event in second.events:
+        if not event.ok:
+            continue
+        if event.latency_s > 2.0 * best:
+            over[event.session] += 1
+        else:
+            assert _timed_in_full(event, 3), event
+        if not _timed_in_full(event, 3):
+            assert len(event.latencies_s) == 1 and event.latency_s > 2.0 * best, event
+            brief += 1
+        best = min(best, event.latency_s)
+    assert over == {0: first.timings.screened, 1: second.timings.screened}
+    assert brief > 0  # random GEMM schedules differ by far more than 2x
+    assert "candidates screened" in str(second.timings) or second.timings.screened == 0
+
+
+def test_screen_none_times_every_candidate_in_full(space, tmp_path):
+    from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
+
+    evaluator = EvaluatorConfig(number=3, repeat=3, min_repeat_ms=5, enable_cpu_cache_flush=False)
+    run = mx.search(space, trials=16, batch_size=8, work_dir=tmp_path / "full", evaluator=evaluator, screen=None,
+                    **SMALL).wait()
+    assert run.status == "done", run.error
+    assert run.config["screen"] is None and run.timings.screened == 0
+    assert all(_timed_in_full(e, 3) for e in run.events if e.ok)

@@ -129,3 +129,21 @@ def test_bad_arguments(space, tmp_path):
         mx.search(space, trials=4, work_dir=tmp_path / "x", workers=closed)
     with pytest.raises(TypeError, match="workers must be open"):
         mx.search(space, trials=4, work_dir=tmp_path / "y", workers="two")
+
+
+def test_a_local_builder_links_the_candidate_and_a_remote_one_leaves_the_objects(space):
+    """Linked in the build workers, the runner only opens the library; for an RPC server MetaSchedule's ``.tar``."""
+    import tvm
+
+    from msexplore.measure import make_builder
+
+    with Workers(1) as workers:
+        (local,) = make_builder(workers=workers).build(_inputs(space, 1))
+        (remote,) = make_builder(workers=workers, local=False).build(_inputs(space, 1))
+    try:
+        assert local.artifact_path.endswith(".so") and remote.artifact_path.endswith(".tar")
+        lib = tvm.runtime.load_module(local.artifact_path)
+        assert lib.implements_function(lib.entry_name or "main") or lib["main"] is not None
+    finally:
+        for result in (local, remote):
+            ms.utils.remove_build_dir(result.artifact_path)
