@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from ._common import settle, stats, table
+from .fma_peak import PeakLoop
 from .kernels import QUICK_STRATEGY, numpy_fn, per_call, tune, tvm_timer, wl_threads
 
 TRIALS = 256
@@ -35,7 +36,8 @@ QUICK_PARAMS = {
     "DIL": {"h": 56, "w": 56}, "CBR": {"h": 56, "w": 56},
 }
 SHIPPED = ("x86-avx512", "x86-row-reduction", "x86-transposed-conv")  # the hardware modules for fp32 on an AVX-512 CPU
-COLUMNS = ["operator", "impl", "threads", "us median", "us min", "x torch", "x numpy", "trials", "valid"]
+COLUMNS = ["operator", "impl", "threads", "us median", "us min", "x torch", "x numpy", "GFLOPS", "% peak", "trials",
+           "valid"]
 
 
 # ---- the contenders besides TVM ------------------------------------------------------------------------------
@@ -170,6 +172,12 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
     rows, details = [], []
     t_suite = time.perf_counter()
     try:
+        # the FMA peak on the same threads in every round: this VM's clock varies, so "% peak" is taken round by round
+        try:
+            peak_loops: dict[int, PeakLoop] = {n: PeakLoop(root, threads=n, seconds=0.1) for n in thread_counts}
+        except (RuntimeError, OSError) as err:
+            print(f"no FMA peak: {err}")
+            peak_loops = {}
         for op in names:
             wl = mx.workload(op, **(QUICK_PARAMS.get(op, {}) if quick else {}))
             arrays = wl.make_inputs(seed=0)
@@ -200,9 +208,13 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
                 tolerance = {"rtol": max(rtol, 1e-4), "atol": max(atol, 1e-3)}
                 np.testing.assert_allclose(got.reshape(expected.shape), expected, **tolerance)
             samples: dict[tuple[str, int], list[float]] = {}
+            peaks: dict[int, list[float]] = {n: [] for n in peak_loops}
             for _ in range(rounds):  # interleaved: load from other processes hits every contender alike
                 for threads in thread_counts:
                     _set_threads(threads)
+                    if threads in peak_loops:
+                        settle()
+                        peaks[threads].append(peak_loops[threads].gflops())
                     contenders = {**kernels, **{k: (lambda f=f: per_call(f, min_s)) for k, f in others.items()}}
                     if threads != cores:
                         contenders.pop("numpy", None)  # its BLAS threads are fixed at start-up
@@ -211,8 +223,9 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
                         samples.setdefault((name, threads), []).append(timer())
             _set_threads(cores)
             info["seconds"] = {f"{name}@{threads}": stats(v) for (name, threads), v in samples.items()}
+            info["flop"], info["fma_peak_per_round"] = wl.flop, {f"threads={n}": v for n, v in peaks.items()}
             details.append(info)
-            rows.extend(_rows(op, samples, trials, info))
+            rows.extend(_rows(op, samples, trials, info, wl.flop, peaks))
             print(table(rows[-len(samples):], COLUMNS), flush=True)
     finally:
         shutil.rmtree(root, ignore_errors=True)
@@ -235,11 +248,16 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
     }
 
 
-def _rows(op: str, samples: dict[tuple[str, int], list[float]], trials: int, info: dict) -> list[dict[str, Any]]:
-    """One row per contender and thread count; ratios of medians (> 1: this one is faster)."""
+def _rows(
+    op: str, samples: dict[tuple[str, int], list[float]], trials: int, info: dict, flop: float,
+    peaks: dict[int, list[float]],
+) -> list[dict[str, Any]]:
+    """One row per contender and thread count; ratios of medians (> 1: this one is faster). "% peak" is the median
+    over rounds of the contender's GFLOPS against the FMA peak on as many threads in the same round."""
     out = []
     for (name, threads), values in samples.items():
         med = float(np.median(values))
+        shares = [100 * flop / t / 1e9 / p for t, p in zip(values, peaks.get(threads, []))]
         torch_meds = [float(np.median(v)) for (n, th), v in samples.items() if n.startswith("torch") and th == threads]
         numpy_med = [float(np.median(v)) for (n, th), v in samples.items() if n == "numpy" and th == threads]
         out.append({
@@ -250,6 +268,8 @@ def _rows(op: str, samples: dict[tuple[str, int], list[float]], trials: int, inf
             "us min": min(values) * 1e6,
             "x torch": min(torch_meds) / med if torch_meds else None,
             "x numpy": numpy_med[0] / med if numpy_med else None,
+            "GFLOPS": flop / med / 1e9 if flop else None,
+            "% peak": float(np.median(shares)) if shares and flop else None,
             "trials": trials if name.startswith("tvm") else None,
             "valid": info.get(f"valid:{name}"),
         })

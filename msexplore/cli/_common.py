@@ -61,6 +61,23 @@ def positive(text: str) -> int:
     return value
 
 
+def screen_factor(text: str) -> float | None:
+    """argparse ``type`` of ``--screen``: a factor above 1, or ``none`` (time every candidate in full)."""
+    if text.strip().lower() == "none":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a factor above 1 (e.g. 1.5) or 'none', got {text!r}") from None
+    if not value > 1:
+        raise argparse.ArgumentTypeError(f"expected a factor above 1 (e.g. 1.5) or 'none', got {text}")
+    return value
+
+
+SCREEN_HELP = ("time in full only candidates within this factor of the best so far; slower ones keep their brief "
+               "2 ms timing (1.5; 'none': time every candidate in full)")
+
+
 def parse_shape(items: Sequence[str]) -> dict[str, int]:
     """``["n=512,m=512", "k=64"]`` -> ``{"n": 512, "m": 512, "k": 64}``; UsageError on anything else."""
     return {key: _number(value, "--shape", key, integer=True) for key, value in _pairs(items, "--shape")}

@@ -14,9 +14,11 @@ from msexplore.measure import RPCSettings
 from msexplore.search import STRATEGIES
 from msexplore.search.driver import COST_MODELS
 
+from ..measure import SCREEN_FACTOR
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    SCREEN_HELP,
     SearchFailed,
     UsageError,
     bad_input,
@@ -30,6 +32,7 @@ from ._common import (
     parse_shape,
     positive,
     print_json,
+    screen_factor,
     short_error,
     target_text,
     wait_or_stop,
@@ -62,6 +65,7 @@ def add_parser(commands: Any, *, parents: Sequence[argparse.ArgumentParser]) -> 
                       help="candidates per measured batch (16)")
     tune.add_argument("--seed", type=positive, default=1, metavar="N", help="random seed of the search (1)")
     tune.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (xgb)")
+    tune.add_argument("--screen", type=screen_factor, default=SCREEN_FACTOR, metavar="FACTOR", help=SCREEN_HELP)
     tune.add_argument("--target", metavar="TARGET",
                       help="'llvm -mcpu=znver5 -num-cores 2' or a JSON dict; default: this machine's CPU")
     tune.add_argument("--modules", default="default", metavar="NAME,...",
@@ -99,7 +103,7 @@ def _tune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         with bad_input():
             run = mx.search(
                 space, args.trials, strategy=args.strategy, work_dir=args.work_dir, batch_size=args.batch_size,
-                seed=args.seed, cost_model=args.cost_model, check=not args.no_check, rpc=rpc,
+                seed=args.seed, cost_model=args.cost_model, check=not args.no_check, rpc=rpc, screen=args.screen,
                 **strategy_options,
             )
     except mx.SpaceError as error:

@@ -14,9 +14,11 @@ import msexplore as mx  # called as mx.tune_model(...) etc.: the notebooks' func
 from msexplore.search import STRATEGIES
 from msexplore.search.driver import COST_MODELS
 
+from ..measure import SCREEN_FACTOR
 from ._common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
+    SCREEN_HELP,
     SearchFailed,
     UsageError,
     bad_input,
@@ -26,6 +28,7 @@ from ._common import (
     positive,
     print_json,
     rows,
+    screen_factor,
     short_error,
     target_text,
     wait_or_stop,
@@ -63,6 +66,7 @@ def add_parser(commands: Any, *, parents: Sequence[argparse.ArgumentParser]) -> 
     tune_model.add_argument("--strategy-option", action="append", default=[], metavar="K=V,...",
                             help="strategy options, e.g. population_size=32,init_min_unmeasured=8 (TVM's names)")
     tune_model.add_argument("--cost-model", choices=COST_MODELS, default="xgb", help="cost model (xgb)")
+    tune_model.add_argument("--screen", type=screen_factor, default=SCREEN_FACTOR, metavar="FACTOR", help=SCREEN_HELP)
     tune_model.add_argument("--target", metavar="TARGET",
                             help="'llvm -mcpu=znver5 -num-cores 2' or a JSON dict; default: this machine's CPU")
     tune_model.add_argument("--conv-layout", choices=["NHWC"], default=None,
@@ -91,7 +95,7 @@ def _tune_model(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with bad_input():  # the tasks are extracted here: a model TVM cannot legalize is a ModelImportError
         run = mx.tune_model(
             model, args.trials, modules=modules, work_dir=args.work_dir, batch_size=args.batch_size, seed=args.seed,
-            strategy=args.strategy, cost_model=args.cost_model, **strategy_options,
+            strategy=args.strategy, cost_model=args.cost_model, screen=args.screen, **strategy_options,
         )
 
     bar = wants_bar(args, err)

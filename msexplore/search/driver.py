@@ -76,7 +76,7 @@ def search(
         search spends most of a small batch's time evolving its population, so by default it picks 64 candidates
         at once (TVM's own generation size), measured and published ``batch_size`` at a time; other strategies 1.
     screen
-        Time in full (``evaluator``'s window) only the candidates whose brief timing (5 ms of calls) is within this
+        Time in full (``evaluator``'s window) only the candidates whose brief timing (2 ms of calls) is within this
         factor of the best latency so far, this folder's earlier sessions included; slower ones are recorded with
         the brief timing (see ``msexplore.measure.Screen``). None times every candidate in full. Not applied with
         ``check=False`` or ``rpc``.
@@ -93,7 +93,7 @@ def search(
         raise TypeError(f"workers must be open msexplore.workers.Workers or None, got {workers!r}")
     check_positive_int("batches_per_generation", batches_per_generation, or_none=True)
     if screen is not None and (isinstance(screen, bool) or not isinstance(screen, (int, float)) or screen <= 1):
-        raise ValueError(f"screen must be None or a factor above 1 (e.g. 2.0), got {screen!r}")
+        raise ValueError(f"screen must be None or a factor above 1 (e.g. 1.5), got {screen!r}")
     strategy_obj = create_strategy(strategy, strategy_options)
     if batches_per_generation is None:
         batches_per_generation = default_batches_per_generation(strategy_obj, batch_size)

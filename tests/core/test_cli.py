@@ -163,7 +163,8 @@ def test_tune_again_continues_and_ctrl_c_stops_keeping_every_record(tuned, tmp_p
     [
         ([], ["tune", "show", "export", "workloads", "Exit codes"]),
         (["tune"], ["--shape", "--trials", "--work-dir", "--strategy", "--batch-size", "--seed", "--target",
-                    "--modules", "--export", "--overwrite", "--rpc-tracker", "--rpc-key", "--no-check", "--json"]),
+                    "--modules", "--export", "--overwrite", "--rpc-tracker", "--rpc-key", "--no-check", "--screen",
+                    "--json"]),
         (["show"], ["WORK_DIR", "--top", "--json"]),
         (["export"], ["WORK_DIR", "OUT_DIR", "--overwrite", "--json"]),
         (["workloads"], ["NAME", "--json"]),
@@ -206,12 +207,30 @@ def test_bad_input_exits_2_with_one_clear_line(argv, message, capsys):
 
 @pytest.mark.parametrize(
     "argv",
-    [["tune", "GMM", "--trials", "0"], ["tune", "GMM", "--strategy", "annealing"], ["tune"], ["frobnicate"], []],
+    [["tune", "GMM", "--trials", "0"], ["tune", "GMM", "--strategy", "annealing"], ["tune"], ["frobnicate"], [],
+     ["tune", "GMM", "--screen", "1"], ["tune", "GMM", "--screen", "twice"]],
 )
 def test_usage_errors_from_argparse_exit_2(argv, capsys):
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert "usage: msexplore" in err and "error:" in err
+    if "--screen" in argv:
+        assert "expected a factor above 1 (e.g. 1.5) or 'none'" in err
+
+
+def test_screen_reaches_the_search(tuned, monkeypatch):
+    """The default factor is recorded in the run; ``--screen none`` and ``--screen 3`` reach ``mx.search``."""
+    assert json.loads((tuned.work / "run.json").read_text())["screen"] == 1.5
+    seen = []
+
+    def search(*args, **kwargs):
+        seen.append(kwargs["screen"])
+        raise mx.SpaceError("stop here")
+
+    monkeypatch.setattr(mx, "search", search)
+    for flag, expected in (("none", None), ("3", 3.0)):
+        assert _run(["tune", "GMM", "--shape", SHAPE, "--screen", flag]).code != 0
+        assert seen[-1] == expected
 
 
 def test_debug_shows_the_traceback(capsys):

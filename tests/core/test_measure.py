@@ -199,13 +199,13 @@ def test_rpc_settings_from_env(monkeypatch):
 
 def test_the_timing_batch_is_sized_to_last_min_repeat_ms_at_once():
     """TVM grows ``number`` from 3 cold calls and, when the grown batch falls short of ``min_repeat_ms``, runs a
-    second, longer one; the batch is sized from warm calls instead (a 40 µs kernel: 1,563 calls = 62 ms)."""
+    second, longer one; the batch is sized from warm calls instead (a 40 µs kernel: 782 calls = 31 ms)."""
     from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
 
     from msexplore.measure import SEARCH_EVALUATOR, _sized
 
     sized = _sized(SEARCH_EVALUATOR, 40e-6)
-    assert sized.number == 1563 and sized.number * 40e-6 * 1e3 > SEARCH_EVALUATOR.min_repeat_ms
+    assert sized.number == 782 and sized.number * 40e-6 * 1e3 > SEARCH_EVALUATOR.min_repeat_ms
     assert (sized.repeat, sized.min_repeat_ms) == (SEARCH_EVALUATOR.repeat, SEARCH_EVALUATOR.min_repeat_ms)
     assert _sized(SEARCH_EVALUATOR, 0.1) is SEARCH_EVALUATOR  # a 100 ms kernel: 3 calls are plenty
     no_minimum = EvaluatorConfig(number=3, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False)
