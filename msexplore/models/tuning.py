@@ -380,9 +380,11 @@ def tune_model(
         The run's folder (``model.json`` and one search folder per task under ``tasks/``); a folder of an earlier
         run of the same model continues from its records without measuring a program twice.
     search_options
-        Passed to each task's ``mx.search`` (``strategy=``, ``cost_model=``, ``num_threads=``, strategy knobs).
+        Passed to each task's ``mx.search`` (``strategy=``, ``cost_model=``, ``num_threads=``, ``screen=``, strategy
+        knobs).
     """
     from ..modules import resolve_modules
+    from ..search.driver import check_screen
 
     if not isinstance(model, Model):
         raise TypeError(
@@ -391,6 +393,7 @@ def tune_model(
     check_positive_int("trials", trials)
     check_positive_int("batch_size", batch_size)
     check_positive_int("seed", seed)
+    check_screen(search_options.get("screen"))
     names = [t.name for t in model.task_list]
     unknown = sorted(set(task_modules or {}) - set(names))
     if unknown:

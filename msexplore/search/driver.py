@@ -92,8 +92,7 @@ def search(
     if workers is not None and (not isinstance(workers, Workers) or workers.closed):
         raise TypeError(f"workers must be open msexplore.workers.Workers or None, got {workers!r}")
     check_positive_int("batches_per_generation", batches_per_generation, or_none=True)
-    if screen is not None and (isinstance(screen, bool) or not isinstance(screen, (int, float)) or screen <= 1):
-        raise ValueError(f"screen must be None or a factor above 1 (e.g. 1.5), got {screen!r}")
+    check_screen(screen)
     strategy_obj = create_strategy(strategy, strategy_options)
     if batches_per_generation is None:
         batches_per_generation = default_batches_per_generation(strategy_obj, batch_size)
@@ -142,6 +141,12 @@ def search(
         check, evaluator, rpc, build_timeout_s, run_timeout_s, workers, screening,
     )
     return run.start(tune)
+
+
+def check_screen(screen: Any) -> None:
+    """``screen=`` of ``search`` (and ``tune_model``): None or a factor above 1."""
+    if screen is not None and (isinstance(screen, bool) or not isinstance(screen, (int, float)) or screen <= 1):
+        raise ValueError(f"screen must be None or a factor above 1 (e.g. 1.5), got {screen!r}")
 
 
 def _prepare_folder(work_dir: Any, space: Any) -> str:

@@ -234,7 +234,9 @@ def test_bad_arguments_fail_before_any_work(model, tmp_path):
         mx.tune_model(model, trials=8, work_dir=tmp_path / "b", task_modules={"nope": ["default"]})
     with pytest.raises(ValueError, match="unknown module"):
         mx.tune_model(model, trials=8, work_dir=tmp_path / "c", modules=["no-such-module"])
-    assert not any((tmp_path / d).exists() for d in "abc")
+    with pytest.raises(ValueError, match=r"screen must be None or a factor above 1 \(e.g. 1.5\), got 0.5"):
+        mx.tune_model(model, trials=8, work_dir=tmp_path / "d", screen=0.5)
+    assert not any((tmp_path / d).exists() for d in "abcd")
     with pytest.raises(ValueError, match="is neither an mx.tune_model folder nor an mx.search folder"):
         mx.compile_model(model, tmp_path)
 
