@@ -217,6 +217,8 @@ def test_convolutions_channels_last_give_the_avx512_module_its_contiguous_axis()
 
     assert conv_task(nchw).workload.args[-1].shape == (1, 32, 8, 8)
     assert conv_task(nhwc).workload.args[-1].shape == (1, 8, 8, 32)  # channels contiguous: 32 = 2 x 16 lanes
+    # and the weights HWIO: output channels contiguous there too (OHWI made the micro-kernel's weight loads gathers)
+    assert conv_task(nhwc).workload.args[1].shape == (3, 3, 16, 32)
 
     def design_spaces(model, modules):
         return len(mx.Space(conv_task(model).workload, modules, target=model.target).design_spaces)
