@@ -24,7 +24,7 @@ from ._common import SETTLE_S, table
 
 TRIALS, QUICK_TRIALS = 1000, 48
 # msexplore's side uses every fp32 CPU module it ships (each applies only where its ``when`` matches a block)
-MODULES = ("default", "x86-avx512", "x86-row-reduction", "x86-transposed-conv")
+MODULES = ("default", "x86-avx512", "x86-row-reduction", "x86-transposed-conv", "x86-transpose")
 ROUNDS = 9
 
 

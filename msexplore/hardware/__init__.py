@@ -8,7 +8,7 @@ Importing this package registers them; ``msexplore`` imports it.
 
 from __future__ import annotations
 
-from . import avx512, rows, transposed, vnni  # noqa: F401  (registration on import)
+from . import avx512, rows, transposed, transposes, vnni  # noqa: F401  (registration on import)
 from .build_check import BuildCheck, build_check
 
 __all__ = ["BuildCheck", "build_check"]
