@@ -35,7 +35,8 @@ QUICK_PARAMS = {
     "GMM": {"n": 128, "m": 128, "k": 128}, "C2D": {"h": 56, "w": 56}, "C3D": {"d": 4, "h": 32, "w": 32},
     "DIL": {"h": 56, "w": 56}, "CBR": {"h": 56, "w": 56},
 }
-SHIPPED = ("x86-avx512", "x86-row-reduction", "x86-transposed-conv", "x86-transpose")  # the hardware modules for fp32 on an AVX-512 CPU
+# the hardware modules for fp32 on an AVX-512 CPU
+SHIPPED = ("x86-avx512", "x86-row-reduction", "x86-transposed-conv", "x86-transpose")
 COLUMNS = ["operator", "impl", "threads", "us median", "us min", "x torch", "x numpy", "GFLOPS", "% peak", "trials",
            "valid"]
 

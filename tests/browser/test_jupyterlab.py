@@ -93,8 +93,8 @@ class MLP:
 
 rng = np.random.default_rng(0)
 weights = {name: rng.uniform(-1, 1, shape).astype("float32") for name, shape in (("w1", (64, 128)), ("w2", (128, 128)))}
-model_run = mx.tune_model(mx.Model.from_relax(MLP, weights, name="mlp"), trials=8, batch_size=4, population_size=16,
-                          init_min_unmeasured=4, work_dir=tempfile.mkdtemp(prefix="msx-browser-model-"))
+model_run = mx.tune_model(mx.Model.from_relax(MLP, weights, name="mlp"), trials=8, batch_size=4,
+                          work_dir=tempfile.mkdtemp(prefix="msx-browser-model-"))
 model_run
 """
 # css class -> the cell that displays that widget

@@ -26,7 +26,7 @@ from msexplore.models.torch_import import TORCH_MISSING
 pytestmark = pytest.mark.slow
 
 # a smaller evolutionary population than TVM's 512 keeps each batch's generation quick
-FAST = ["--batch-size", "4", "--strategy-option", "population_size=16,init_min_unmeasured=4"]
+FAST = ["--batch-size", "4"]  # tune-model's default strategy, the beam
 TASKS = ["fused_matmul1_relu", "fused_matmul_relu"]
 TORCH_INSTALLED = importlib.util.find_spec("torch") is not None
 
@@ -234,6 +234,7 @@ ACCEPTED = ("a model factory returns (torch.nn.Module in eval mode, example inpu
         ("{file}:make", ["--modules", "no_such_module"], "--modules: unknown module 'no_such_module'; accepted: "),
         ("{file}:make", ["--overwrite"], "--overwrite applies to --export DIR; give --export too"),
         ("{file}:make", ["--strategy-option", "population_size=many"], "population_size='many' is not a number"),
+        ("{file}:make", ["--strategy-option", "population_size=16"], "--strategy evolutionary in the CLI"),
         ("{dir}/nope.py:make", ["--work-dir", "{file}"], "--work-dir '{file}' is a file"),  # checked before loading
         ("{dir}/nope.py:make", ["--export", "{dir}"], "export folder '{dir}' already exists; pass --overwrite"),
     ],

@@ -15,7 +15,7 @@ from tvm.script import relax as R
 
 import msexplore as mx
 
-SMALL = dict(batch_size=4, population_size=16, init_min_unmeasured=4)
+SMALL = dict(batch_size=4)  # tune_model's default strategy, the beam
 
 
 @I.ir_module
@@ -236,7 +236,13 @@ def test_bad_arguments_fail_before_any_work(model, tmp_path):
         mx.tune_model(model, trials=8, work_dir=tmp_path / "c", modules=["no-such-module"])
     with pytest.raises(ValueError, match=r"screen must be None or a factor above 1 \(e.g. 1.5\), got 0.5"):
         mx.tune_model(model, trials=8, work_dir=tmp_path / "d", screen=0.5)
-    assert not any((tmp_path / d).exists() for d in "abcd")
+    # the evolutionary search's knobs with the default strategy: refused up front, saying which strategy takes them
+    with pytest.raises(ValueError, match=r"strategy 'beam' has no option\(s\) \['population_size'\].*"
+                                         r"need strategy='evolutionary'"):
+        mx.tune_model(model, trials=8, work_dir=tmp_path / "e", population_size=16)
+    with pytest.raises(ValueError, match=r"unknown strategy 'genetic'; accepted: \['evolutionary'"):
+        mx.tune_model(model, trials=8, work_dir=tmp_path / "f", strategy="genetic")
+    assert not any((tmp_path / d).exists() for d in "abcdef")
     with pytest.raises(ValueError, match="is neither an mx.tune_model folder nor an mx.search folder"):
         mx.compile_model(model, tmp_path)
 
@@ -249,8 +255,7 @@ CHILD = textwrap.dedent(
     import msexplore as mx
     from test_model_tuning import MLP, _weights
     model = mx.Model.from_relax(MLP, _weights("w1", "w2"), name="mlp")
-    mx.tune_model(model, trials=400, work_dir=sys.argv[1], batch_size=4, population_size=16,
-                  init_min_unmeasured=4).wait()
+    mx.tune_model(model, trials=400, work_dir=sys.argv[1], batch_size=4).wait()
     """
 )
 
@@ -330,6 +335,17 @@ def test_a_task_whose_space_runs_out_gives_its_share_to_the_others(tmp_path):
     assert trials[tiny] < 150, trials
     assert sum(trials.values()) == 200, trials  # ... and what it left was measured on the other task
     assert trials[big] > 50, trials
+
+
+def test_tasks_are_searched_with_the_beam_unless_told_and_evolutionary_when_told(model, tuned, tmp_path):
+    run, _ = tuned
+    assert {f.read_config()["strategy"] for f in run.folder.task_folders()} == {"beam"}
+    told = mx.tune_model(model, trials=4, work_dir=tmp_path / "evo", batch_size=2, strategy="evolutionary",
+                         population_size=16, init_min_unmeasured=2).wait()
+    assert told.status == "done", told.error
+    configs = [f.read_config() for f in told.folder.task_folders()]
+    assert configs and {c["strategy"] for c in configs} == {"evolutionary"}
+    assert {c["strategy_options"]["population_size"] for c in configs} == {16}
 
 
 def test_a_beam_model_run_keeps_one_strategy_per_task_across_its_sessions(model, tmp_path):

@@ -56,7 +56,7 @@ def factories(tmp_path_factory):
 
 def test_tune_model_of_a_torch_factory_is_checked_against_pytorch(factories, tmp_path, capsys):
     argv = ["tune-model", f"{factories}:make", "--trials", "4", "--batch-size", "4", "--work-dir",
-            str(tmp_path / "run"), "--strategy-option", "population_size=16,init_min_unmeasured=4", "--json"]
+            str(tmp_path / "run"), "--json"]
     assert main(argv) == 0
     summary = json.loads(capsys.readouterr().out)
     assert summary["status"] == "done" and (summary["model"], summary["source"]) == ("make", "torch")

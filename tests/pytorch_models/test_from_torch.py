@@ -14,7 +14,7 @@ import torch
 
 import msexplore as mx
 
-SMALL = dict(batch_size=4, population_size=16, init_min_unmeasured=4)
+SMALL = dict(batch_size=4)  # tune_model's default strategy, the beam
 
 
 class MLP(torch.nn.Module):

@@ -24,7 +24,6 @@ SMALL_BUDGET = {
     "MSX_SAMPLES": "8",
     "MSX_TRIALS": "24",
     "MSX_BATCH": "4",
-    "MSX_POPULATION": "16",
 }
 CELL_TIMEOUT_S = 900  # the tuning cell waits for 21 task searches, each starting its own worker processes
 KERNEL = "msexplore-test-venv-torch"

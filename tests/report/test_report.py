@@ -36,7 +36,7 @@ from msexplore.search.events import TrialEvent
 from msexplore.search.folder import LOST
 
 SMALL = dict(batch_size=4, population_size=32, init_min_unmeasured=8)
-MODEL_SMALL = dict(batch_size=2, population_size=16, init_min_unmeasured=4)
+MODEL_SMALL = dict(batch_size=2)  # tune_model's default strategy, the beam
 SEARCH_SECTIONS = list(SECTION_TITLES)
 MODEL_SECTIONS = ["tuned", "latency", "tasks", "searches"]
 NOT_A_RUN = ("holds no run; give the work_dir of an mx.search run (with run.json) or of an mx.tune_model run "

@@ -23,7 +23,7 @@ from msexplore.ui.dashboard import SearchDashboard
 from msexplore.ui.display import register, unregister
 from msexplore.ui.model_dashboard import ModelDashboard
 
-SMALL = dict(batch_size=4, population_size=16, init_min_unmeasured=4)
+SMALL = dict(batch_size=4)  # tune_model's default strategy, the beam
 RUN_TIMEOUT_S = 300  # the machine is shared: 8 trials take 25 s alone, a first batch up to a minute when loaded
 
 
