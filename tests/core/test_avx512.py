@@ -14,19 +14,13 @@ import re
 import numpy as np
 import pytest
 import tvm
+from x86_targets import HASWELL, SKYLAKE, needs_avx512_host
 
 import msexplore as mx
 from msexplore.hardware import avx512
 from msexplore.modules import ModuleNotApplicable
-from msexplore.target import host_target
 
-SKYLAKE = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "skylake-avx512"}
-HASWELL = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "haswell"}
 MODULES = ["default", "x86-avx512"]
-
-needs_avx512_host = pytest.mark.skipif(
-    avx512.missing_avx512(host_target()) is not None, reason="this CPU has no AVX-512 to run zmm code"
-)
 
 
 @pytest.fixture(scope="module")

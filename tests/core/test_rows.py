@@ -15,21 +15,15 @@ import pytest
 import tvm
 from tvm import te, topi
 from tvm.script import tirx as T
+from x86_targets import HASWELL, SKYLAKE, needs_avx512_host
 
 import msexplore as mx
 import msexplore.hardware.rows  # noqa: F401  (registers "x86-row-reduction")
 from msexplore.hardware import rows, vector_exp
-from msexplore.hardware.avx512 import missing_avx512
 from msexplore.modules import ModuleNotApplicable
 from msexplore.target import host_target
 
-SKYLAKE = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "skylake-avx512"}
-HASWELL = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "haswell"}
 MODULES = ["default", rows.MODULE_NAME]
-
-needs_avx512_host = pytest.mark.skipif(
-    missing_avx512(host_target()) is not None, reason="this CPU has no AVX-512 to run zmm code"
-)
 
 
 @pytest.fixture(scope="module")

@@ -14,21 +14,15 @@ import numpy as np
 import pytest
 import tvm
 from tvm import s_tir, tirx
+from x86_targets import HASWELL, SKYLAKE, needs_avx512_host
 
 import msexplore as mx
 from msexplore.hardware import transposed
-from msexplore.hardware.avx512 import missing_avx512
 from msexplore.modules import ModuleNotApplicable
 from msexplore.target import host_target
 
-SKYLAKE = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "skylake-avx512"}
-HASWELL = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "haswell"}
 MODULES = ["default", transposed.MODULE_NAME]
 BLOCK = "conv2d_transpose_nhwc"
-
-needs_avx512_host = pytest.mark.skipif(
-    missing_avx512(host_target()) is not None, reason="this CPU has no AVX-512 to run zmm code"
-)
 
 
 @pytest.fixture(scope="module")

@@ -12,20 +12,14 @@ import numpy as np
 import pytest
 import tvm
 from tvm import te, topi
+from x86_targets import HASWELL, SKYLAKE, needs_avx512_host
 
 import msexplore as mx
 from msexplore.hardware import transposes
-from msexplore.hardware.avx512 import missing_avx512
 from msexplore.modules import ModuleNotApplicable
 from msexplore.target import host_target
 
-SKYLAKE = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "skylake-avx512"}
-HASWELL = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "haswell"}
 MODULES = ["default", transposes.MODULE_NAME]
-
-needs_avx512_host = pytest.mark.skipif(
-    missing_avx512(host_target()) is not None, reason="this CPU has no AVX-512 to run zmm code"
-)
 
 
 def _transpose(shape: tuple[int, ...], axes: tuple[int, ...], dtype: str = "float32") -> mx.Workload:

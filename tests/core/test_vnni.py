@@ -13,6 +13,7 @@ import pytest
 import tvm
 from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
+from x86_targets import SKYLAKE
 
 import msexplore as mx
 from msexplore.hardware import build_check, vnni
@@ -21,7 +22,6 @@ from msexplore.target import host_target
 
 # A VNNI CPU named explicitly: building spaces and compiling for it needs no VNNI on this machine.
 VNNI_TARGET = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "cascadelake"}
-SKYLAKE = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "skylake-avx512"}
 FAST = EvaluatorConfig(number=1, repeat=1, min_repeat_ms=0, enable_cpu_cache_flush=False)
 
 HOST_HAS_VNNI = vnni.missing_vnni(host_target()) is None
