@@ -77,8 +77,7 @@ def transpose_of(sch: Schedule, block: Any) -> Transpose | None:
     read = store.value.indices
     if len(read) != len(axes) or not all(isinstance(i, tvm.tirx.Var) for i in read):
         return None
-    position = {v: k for k, v in enumerate(axes)}
-    order = [next((k for v, k in position.items() if v.same_as(i)), None) for i in read]
+    order = [next((k for k, v in enumerate(axes) if v.same_as(i)), None) for i in read]  # block axis of each index
     if None in order or sorted(order) != list(range(len(axes))):
         return None
     if any(out.same_as(buf) for buf in sch.mod["main"].body.block.alloc_buffers):

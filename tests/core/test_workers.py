@@ -110,7 +110,7 @@ def test_model_run_task_searches_share_the_given_workers(tmp_path):
     model = mx.Model.from_relax(Two, weights, name="two")
     with Workers(2) as workers:
         run = mx.tune_model(model, trials=6, work_dir=tmp_path / "m", batch_size=4, workers=workers,
-                                strategy="evolutionary", **SMALL)
+                            strategy="evolutionary", **SMALL)
         run.wait()
         assert run.status == "done", run.error
         assert len(run.task_runs) == len(model.task_list) >= 2
