@@ -22,6 +22,7 @@ __all__ = [
     "check_non_negative_int",
     "check_int_in_range",
     "check_choice",
+    "latency_text",
 ]
 
 T = TypeVar("T")
@@ -180,3 +181,14 @@ def check_choice(name: str, value: T, choices: Collection[Any]) -> T:
 def _is_int(value: Any) -> bool:
     """An integer (Python's or numpy's), not a bool."""
     return isinstance(value, numbers.Integral) and not isinstance(value, (bool, np.bool_))
+
+
+def latency_text(seconds: float | None) -> str:
+    """A latency in the unit that shows it: ``"2.500 s"``, ``"1.011 ms"``, ``"7.4 µs"``; ``"–"`` for none."""
+    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
+        return "–"
+    if seconds >= 1:
+        return f"{seconds:.3f} s"
+    if seconds >= 1e-3:
+        return f"{seconds * 1e3:.3f} ms"
+    return f"{seconds * 1e6:.1f} µs"

@@ -7,6 +7,8 @@ import math
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from ..common import latency_text  # the panels' unit, as the core's progress lines print it
+
 __all__ = ["esc", "table", "error_box", "note", "latency_text", "gflops_text", "duration_text"]
 
 
@@ -36,16 +38,6 @@ def error_box(title: str, detail: str | None = None, *, summary: str = "tracebac
 
 def note(text: str) -> str:
     return f'<div class="msx-note">{esc(text)}</div>'
-
-
-def latency_text(seconds: float | None) -> str:
-    if seconds is None or (isinstance(seconds, float) and math.isnan(seconds)):
-        return "–"
-    if seconds >= 1:
-        return f"{seconds:.3f} s"
-    if seconds >= 1e-3:
-        return f"{seconds * 1e3:.3f} ms"
-    return f"{seconds * 1e6:.1f} µs"
 
 
 def gflops_text(gflops: float | None) -> str:

@@ -23,6 +23,7 @@ from msexplore.common import (
     check_non_negative_int,
     check_positive_int,
     error_line,
+    latency_text,
     plain_json,
 )
 
@@ -231,3 +232,9 @@ def test_check_choice_names_the_accepted_values():
         check_choice("by", "gain", ("group", "feature"))
     with pytest.raises(ValueError, match=r"^failures must be one of \['skip', 'zero'\], got \[\]$"):
         check_choice("failures", [], {"skip": 0, "zero": 1})  # unhashable, against a dict's keys
+
+
+def test_a_latency_is_written_in_the_unit_that_shows_it():
+    assert [latency_text(s) for s in (2.5, 1.0113e-3, 7.43e-6, None, float("nan"))] == [
+        "2.500 s", "1.011 ms", "7.4 µs", "–", "–",
+    ]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import textwrap
@@ -335,6 +336,12 @@ def test_a_task_whose_space_runs_out_gives_its_share_to_the_others(tmp_path):
     assert trials[tiny] < 150, trials
     assert sum(trials.values()) == 200, trials  # ... and what it left was measured on the other task
     assert trials[big] > 50, trials
+
+
+def test_a_microsecond_model_s_progress_reads_in_microseconds(tuned):
+    run, _ = tuned
+    assert run.progress.estimated_latency_s < 1e-3  # the test needs a model faster than a millisecond
+    assert re.search(r"estimated model latency \d+\.\d µs", str(run.progress)), str(run.progress)  # not "0.000 ms"
 
 
 def test_tasks_are_searched_with_the_beam_unless_told_and_evolutionary_when_told(model, tuned, tmp_path):
