@@ -43,7 +43,7 @@ class TirHashModel(PyCostModel):  # a stand-in: scores a program by a hash of it
         return np.array([(tvm_ffi.structural_hash(c.sch.mod) % 10007) / 10007 for c in candidates])
 
 
-target = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "skylake-avx512"}
+target = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "haswell"}
 space = mx.Space(mx.workload("GMM", n=32, m=32, k=32), target=target)
 """,
     "steer = ChooseSchedule(space, cost_model=TirHashModel())\nsteer",

@@ -62,7 +62,7 @@ button.on_click(lambda _: setattr(clicked, "value", "clicked"))
 W.HBox([button, clicked])
 """
 SPACE_CELL = """\
-target = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "skylake-avx512"}
+target = {"kind": "llvm", "num-cores": 2, "mtriple": "x86_64-unknown-linux-gnu", "mcpu": "haswell"}
 space = mx.Space(mx.workload("GMM", n=64, m=64, k=64), modules=["default"], target=target)
 samples = space.sample(8, seed=0)
 """

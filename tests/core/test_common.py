@@ -97,7 +97,9 @@ def test_a_python_traceback_gives_the_exception_line_whichever_line_is_preferred
 def test_a_builder_error_gives_the_exception_after_its_traceback(gmm):
     sch = Schedule(gmm.mod)
     sch.bind(sch.get_loops(sch.get_sblock("Z"))[1], "threadIdx.x")  # schedules fine, LLVM cannot build it
-    (result,) = ms.builder.LocalBuilder().build([ms.builder.BuilderInput(sch.mod, tvm.target.Target("llvm"))])
+    # a generous timeout: the builder's fresh worker imports TVM first (30 s, the default, ran out under CI's load)
+    builder = ms.builder.LocalBuilder(timeout_sec=300)
+    (result,) = builder.build([ms.builder.BuilderInput(sch.mod, tvm.target.Target("llvm"))])
     text = str(result.error_msg)
     assert text.startswith("LocalBuilder: An exception occurred\nTraceback (most recent call last):")
     assert error_line(text) == "tvm.error.InternalError: not implemented"
