@@ -191,8 +191,7 @@ def tvm_timer(mod: Any, wl: Any, target: Any, inputs: list[np.ndarray]) -> tuple
 
 def run(quick: bool = False, only: list[str] | None = None) -> dict:
     import msexplore as mx
-    import msexplore.hardware  # noqa: F401  (registers "x86-avx512")
-    from msexplore.hardware.avx512 import missing_avx512
+    import msexplore.hardware
 
     cases = [c for c in (QUICK if quick else FULL) if not only or any(t in c.label for t in only)]
     if not cases:
@@ -205,8 +204,9 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
     load_before = os.getloadavg()
     target = mx.host_target()
     spaces = {"default": ["default"]}
-    if missing_avx512(target) is None:
-        spaces["avx512"] = ["default", "x86-avx512"]
+    isa = msexplore.hardware.isa_of(target)
+    if isa is not None:  # the micro-kernel module of this CPU's widest vector ISA
+        spaces[isa.name] = ["default", isa.module]
     peak_before = fma_peak(repeats=5, seconds=0.1 if quick else 0.3)
     root = tempfile.mkdtemp(prefix="msx-bench-kernels-")
     rows, details = [], []

@@ -23,8 +23,16 @@ import numpy as np
 from ._common import SETTLE_S, table
 
 TRIALS, QUICK_TRIALS = 1000, 48
-# msexplore's side uses every fp32 CPU module it ships (each applies only where its ``when`` matches a block)
-MODULES = ("default", "x86-avx512", "x86-row-reduction", "x86-transposed-conv", "x86-transpose")
+
+
+def modules() -> list[str]:
+    """msexplore's side uses every fp32 CPU module it ships that this CPU can run (each applies only where its
+    ``when`` matches a block)."""
+    import msexplore.hardware
+
+    return ["default", *msexplore.hardware.cpu_modules()]
+
+
 ROUNDS = 9
 
 
@@ -90,7 +98,7 @@ def run(quick: bool = False, only: list[str] | None = None, strategy: str = "evo
         print("where msexplore's time went:", rows[-1]["msx_time"], "\nplain tune_relax (from its log):",
               rows[-1]["plain_time"], flush=True)
     print(table(rows, columns))
-    return {"trials": trials, "modules": list(MODULES), "strategy": strategy, "rows": rows}
+    return {"trials": trials, "modules": modules(), "strategy": strategy, "rows": rows}
 
 
 def _one(label: str, module: Any, inputs: tuple, options: dict[str, Any], trials: int, tmp: str,
@@ -99,7 +107,7 @@ def _one(label: str, module: Any, inputs: tuple, options: dict[str, Any], trials
 
     model = mx.Model.from_torch(module, inputs, name=label.split(" ")[0], **options)
     started = time.perf_counter()
-    run = mx.tune_model(model, trials=trials, modules=MODULES, work_dir=os.path.join(tmp, "msx"), strategy=strategy)
+    run = mx.tune_model(model, trials=trials, modules=modules(), work_dir=os.path.join(tmp, "msx"), strategy=strategy)
     first = None
     while not run.ended:
         if first is None and len(run.latency_history):

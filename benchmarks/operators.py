@@ -35,8 +35,6 @@ QUICK_PARAMS = {
     "GMM": {"n": 128, "m": 128, "k": 128}, "C2D": {"h": 56, "w": 56}, "C3D": {"d": 4, "h": 32, "w": 32},
     "DIL": {"h": 56, "w": 56}, "CBR": {"h": 56, "w": 56},
 }
-# the hardware modules for fp32 on an AVX-512 CPU
-SHIPPED = ("x86-avx512", "x86-row-reduction", "x86-transposed-conv", "x86-transpose")
 COLUMNS = ["operator", "impl", "threads", "us median", "us min", "x torch", "x numpy", "GFLOPS", "% peak", "trials",
            "valid"]
 
@@ -154,8 +152,7 @@ def _set_threads(count: int) -> None:
 
 def run(quick: bool = False, only: list[str] | None = None) -> dict:
     import msexplore as mx
-    import msexplore.hardware  # noqa: F401  (registers "x86-avx512")
-    import msexplore.hardware.rows  # noqa: F401  (registers "x86-row-reduction")
+    import msexplore.hardware  # registers the hardware modules
     from msexplore.workloads._operators import PAPER_NAMES
 
     names = [n for n in PAPER_NAMES if not only or any(text.upper() in n for text in only)]
@@ -164,8 +161,7 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
     trials, rounds, min_s = (QUICK_TRIALS, 3, 0.05) if quick else (TRIALS, 9, 0.1)
     batch, strategy = (4, QUICK_STRATEGY) if quick else (16, {})
     target = mx.host_target()
-    registered = mx.registered_modules()
-    shipped = ["default"] + [m for m in SHIPPED if registered[m].requires is None or not registered[m].requires(target)]
+    shipped = ["default", *msexplore.hardware.cpu_modules(target)]  # the fp32 modules this CPU can run
     cores = wl_threads()
     thread_counts = (cores, 1) if cores > 1 else (1,)
     load_before = os.getloadavg()

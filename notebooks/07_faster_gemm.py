@@ -14,13 +14,15 @@
 # ---
 
 # %% [markdown]
-# # 07 · A faster GEMM on AVX-512: sample, inspect, search
+# # 07 · A faster GEMM on x86: sample, inspect, search
 #
 # MetaSchedule's default CPU space tiles a matrix multiply in several levels and lets the search pick the sizes.
 # On an AVX-512 machine the best kernels it found ran at about the speed of numpy, well below the FMA peak. This
 # notebook retraces how the `x86-avx512` module that now ships with msexplore was found: **sample** the default
 # space and measure the samples, **inspect** the assembly of the best one, write a module with the structure a
-# BLAS micro-kernel has, then **search** both spaces at the same budget.
+# BLAS micro-kernel has, then **search** both spaces at the same budget. On a CPU without AVX-512 (Zen 3, Haswell
+# to Alder Lake) it runs the same micro-kernel on 8-lane ymm registers, the module `x86-avx2`:
+# `mx.hardware.microkernel_module()` names the one this machine has.
 
 # %% tags=["parameters"]
 import os
@@ -42,10 +44,14 @@ import pandas as pd
 import tvm
 
 import msexplore as mx
-import msexplore.hardware  # registers the hardware modules, "x86-avx512" among them
+import msexplore.hardware  # registers the hardware modules, "x86-avx512" and "x86-avx2" among them
 
 workload = mx.workload("GMM", n=SIZE, m=SIZE, k=SIZE)
 target = mx.host_target()
+MICROKERNEL = mx.hardware.microkernel_module(target)  # "x86-avx512" or "x86-avx2": this CPU's widest vectors
+isa = mx.hardware.isa_of(target)
+print(f"{target.attrs['mcpu']}: {MICROKERNEL}, {isa.lanes} fp32 lanes per {isa.register} register, "
+      f"{isa.registers} registers")
 
 
 def numpy_gflops(repeats=20):
@@ -78,10 +84,11 @@ def inner_loop(schedule):
 
 def fma_profile(loop):
     fmas = re.findall(r"vfmadd\w+\s+(\S+), (\S+), (\S+)", loop)
+    full = f"%{isa.register}"
     return {
         "FMAs": len(fmas),
-        "zmm (16 lanes)": sum(d.startswith("%zmm") for *_, d in fmas),
-        "ymm/xmm": sum(not d.startswith("%zmm") for *_, d in fmas),
+        f"{isa.register} ({isa.lanes} lanes)": sum(d.startswith(full) for *_, d in fmas),
+        "narrower": sum(not d.startswith(full) for *_, d in fmas),
         "FMAs reading memory": sum("(" in a for a, *_ in fmas),
         "accumulators": len({d for *_, d in fmas}),
         "stores": len(re.findall(r"\tvmov\w+\s+%[xyz]mm\d+, \S*\(", loop)),
@@ -107,7 +114,7 @@ default_df["gflops"].describe()
 # The inner loop of its assembly says what the CPU does on every step: how many FMAs, on how wide registers,
 # whether they read an operand from memory, how many separate accumulators they update, and whether the loop
 # stores partial sums back on every step. A BLAS micro-kernel keeps a block of `rows x vectors` accumulators in
-# zmm registers for a whole k-panel: one broadcast of A per row and one load of B per vector feed
+# vector registers for a whole k-panel: one broadcast of A per row and one load of B per vector feed
 # `rows x vectors` FMAs, and nothing is stored until the panel ends.
 
 # %%
@@ -119,20 +126,21 @@ print(loop[:1500])
 
 # %% [markdown]
 # What the default space leaves to chance: the innermost tile is whatever the tile sampler drew (often not a
-# multiple of 16 lanes, so part of the work runs on narrower vectors), the register block (the two innermost
+# multiple of the vector's lanes, so part of the work runs on narrower vectors), the register block (the two innermost
 # spatial tiles) is as likely to need 60 accumulators as 6, and nothing reorganises B, whose rows sit 4 KiB apart
 # for SIZE=1024, the same L1 set on every k step.
 #
 # ## 3. The module: a register-blocked micro-kernel
 #
-# `x86-avx512` (in `msexplore/hardware/avx512.py`) builds that structure by construction and leaves the sizes to
-# the search: the vector axis is split into 16-lane zmm vectors, a `rows x vecs` register block (at most 28
+# `x86-avx512` (in `msexplore/hardware/microkernel.py`) builds that structure by construction and leaves the sizes
+# to the search: the vector axis is split into 16-lane zmm vectors, a `rows x vecs` register block (at most 28
 # accumulators), a long k-panel, cache blocks, one parallel loop; the panel width and whether B is *packed* into
 # contiguous panels inside the kernel are fixed per design space, because a layout cannot depend on a sampled value.
+# `x86-avx2` is the same on 8-lane ymm vectors, with at most 12 accumulators (6 x 2 or 4 x 3) of the 16 registers.
 
 # %%
-print(mx.registered_modules()["x86-avx512"].doc)
-avx_space = mx.Space(workload, modules=["default", "x86-avx512"], target=target)
+print(mx.registered_modules()[MICROKERNEL].doc)
+avx_space = mx.Space(workload, modules=["default", MICROKERNEL], target=target)
 print(avx_space)
 avx_space.summary()
 
@@ -143,7 +151,7 @@ packed = {ds.index: "transform_layout" in str(ds.trace) for ds in avx_space.desi
 avx_df["packed B"] = avx_df["design_space"].map(packed)
 pd.DataFrame({
     "default space": default_df["gflops"].describe(),
-    "x86-avx512 space": avx_df["gflops"].describe(),
+    f"{MICROKERNEL} space": avx_df["gflops"].describe(),
 })
 
 # %% tags=["packed"]
@@ -152,7 +160,7 @@ avx_df.groupby(["design_space", "packed B"])["gflops"].agg(["count", "median", "
 # %% [markdown]
 # Random samples of the new space are already better on average than the default's: every one of them is a
 # register-blocked micro-kernel, and the packed design spaces win as soon as B is wider than a panel.
-# The inner loop of the best one is the textbook kernel: zmm FMAs on register operands only, one accumulator per
+# The inner loop of the best one is the textbook kernel: full-width FMAs, one accumulator register per
 # (row, vector), no store inside the loop.
 
 # %% tags=["avx-profile"]
@@ -170,7 +178,7 @@ print(loop[:1500])
 
 # %% tags=["searched"]
 runs = {}
-for name, space in (("default", default_space), ("x86-avx512", avx_space)):  # one after the other: same machine
+for name, space in (("default", default_space), (MICROKERNEL, avx_space)):  # one after the other: same machine
     runs[name] = mx.search(space, trials=TRIALS, batch_size=BATCH, seed=1, population_size=POPULATION,
                            init_min_unmeasured=min(POPULATION, 32)).wait()
 reference = numpy_gflops()
@@ -204,7 +212,7 @@ import tempfile
 from msexplore.target import kernel_threads
 
 folder = os.path.join(tempfile.mkdtemp(), "gemm")
-runs["x86-avx512"].best.export(folder)
+runs[MICROKERNEL].best.export(folder)
 probe = ("import sys, tvm, msexplore as mx; k = mx.load_kernel(sys.argv[1]); "
          "print(tvm.runtime.num_threads(), k.benchmark()['gflops'])")
 rows = []

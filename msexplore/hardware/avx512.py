@@ -1,30 +1,16 @@
 """AVX-512 fp32 register-blocked micro-kernels: the module ``"x86-avx512"``.
 
-What MetaSchedule's default ``multi_level_tiling`` leaves to chance, this module fixes by construction, the
-way a BLAS kernel is written: the innermost loop is one 16-lane zmm vector of the output's contiguous axis;
-around it a register block of ``rows x vecs`` vectors (sampled, at most 28 accumulators so they stay in the 32
-zmm registers with room for the ``vecs`` operand vectors and one broadcast), fully unrolled; around that the
-innermost reduction loops (the k-panel, sampled); then cache blocks over rows, panels and the outer reduction;
-and one parallel loop outside. LLVM keeps the ``rows x vecs`` accumulators in zmm registers across the
-k-panel and emits one ``vfmadd231ps`` per accumulator per k step (see ``tests/core/test_avx512.py``).
-
-The operand that varies along the vector axis (GEMM's B, a convolution's weights) can be *packed* inside the
-kernel into panels ``[.., j // NR, <reduction>, j % NR]`` (``NR = vecs * 16``), so the micro-kernel reads it
-as one contiguous stream: without that, a 1024-wide row-major B puts every k step on a new 4 KiB page and in
-the same L1 set. Because a layout's index map cannot depend on a sampled value, ``vecs`` and packing are
-chosen per *design space* (the module forks the space: one per panel width, with and without packing)
-while rows, cache blocks and k-panels are sampled tiles the evolutionary search mutates.
-
-Listed with the defaults it runs before ``multi_level_tiling`` (``before=``); the defaults then leave the block
-alone (the module marks it ``schedule_rule="None"``) and still inline, place and parallelise the rest. For a
+The micro-kernel of ``microkernel.py`` on 16-lane zmm vectors: a register block of up to 28 accumulators (of the
+32 zmm registers, the rest hold the panel's ``vecs`` operand vectors and one broadcast), panels of 4, 2 or 3
+vectors. Listed with the defaults it runs before ``multi_level_tiling`` (``before=``); the defaults then leave the
+block alone (the module marks it ``schedule_rule="None"``) and still inline, place and parallelise the rest. For a
 block with several reduction axes (a convolution) the module also keeps the block's default design spaces, whose
 tiling can beat a micro-kernel over a short, nested k-panel::
 
     space = mx.Space(mx.workload("GMM", n=1024, m=1024, k=1024), modules=["default", "x86-avx512"])
 
-It applies to fp32 blocks with a multiply-accumulate reduction (``out += a * b``) and at least two spatial axes
-whose last spatial axis is the output's contiguous axis, with an extent divisible by 16, and more than one row (not
-a matrix-vector product), and only when the target CPU has AVX-512F.
+It needs a CPU with AVX-512F (Skylake-SP and later Xeons, Ice Lake, Zen 4 and 5); on an AVX2 CPU use
+``"x86-avx2"`` (``mx.hardware.microkernel_module()`` names the one the host has).
 """
 
 from __future__ import annotations
@@ -32,233 +18,49 @@ from __future__ import annotations
 import functools
 from typing import Any
 
-import tvm
 from tvm.s_tir import Schedule
 
 from ..modules import module
+from .isa import AVX512 as ISA
+from .isa import missing_isa, missing_microkernel_isa
+from .microkernel import design_spaces
+from .microkernel import microkernel_applies as _applies
 
 __all__ = [
     "AVX512", "LANES", "MAX_ACCUMULATORS", "has_avx512", "microkernel_applies", "missing_avx512", "panel_widths",
 ]
 
-LANES = 16  # fp32 lanes of a zmm register
-MAX_ACCUMULATORS = 28  # of 32 zmm: the rest hold the panel's operand vectors and one broadcast
-MAX_PANELS = 16  # reduction panels per reduction axis: the k-panel is at least 1/16 of the reduction
-PANEL_VECTORS = (4, 2, 3)  # register-block widths tried, in vectors; 1 only when nothing else divides
+LANES = ISA.lanes  # fp32 lanes of a zmm register
+MAX_ACCUMULATORS = ISA.max_accumulators
+panel_widths = ISA.panel_widths
+missing_avx512 = functools.partial(missing_isa, ISA)
 
 
 @functools.lru_cache(maxsize=None)
 def has_avx512(mcpu: str | None = None) -> bool:
     """Whether LLVM's CPU ``mcpu`` (default: this host's) has AVX-512F."""
+    import tvm
+
     from ..target import _host_attrs
 
     triple, host_cpu = _host_attrs()
-    cpu = mcpu or host_cpu
-    try:
-        features = tvm.target.codegen.llvm_get_cpu_features(
-            tvm.target.Target({"kind": "llvm", "mtriple": triple, "mcpu": cpu})
-        )
-        return "avx512f" in {str(f) for f in features}
-    except Exception:  # an LLVM without the query: fall back on the name
-        return any(key in cpu for key in ("avx512", "skylake", "cascadelake", "cooperlake", "icelake",
-                                          "sapphirerapids", "tigerlake", "znver4", "znver5"))
-
-
-def panel_widths(extent: int) -> list[int]:
-    """Register-block widths (in 16-lane vectors) that divide a vector axis of ``extent`` elements."""
-    vectors = extent // LANES
-    widths = [v for v in PANEL_VECTORS if vectors % v == 0]
-    return widths or [1]
-
-
-def _iter_types(sch: Schedule, block: Any) -> list[str]:
-    kinds = {0: "S", 2: "R"}
-    return [kinds.get(int(iv.iter_type), "O") for iv in sch.get(block).iter_vars]
-
-
-def missing_avx512(target: Any) -> str | None:
-    """None when the target's CPU has AVX-512F, else what is missing (the module's ``requires=``)."""
-    if target.kind.name != "llvm":
-        return f"it is a {target.kind.name} target, not a CPU (llvm)"
-    mcpu = str(target.attrs.get("mcpu", "") or "")
-    mattr = [str(a) for a in target.attrs.get("mattr", []) or []]
-    if "+avx512f" in mattr or (mcpu and has_avx512(mcpu)):
-        return None
-    return f"its CPU {mcpu or '(generic x86-64)'} has no AVX-512F; pass mcpu of an AVX-512 CPU or mattr=['+avx512f']"
-
-
-def _multiply_accumulates(sblock: Any) -> bool:
-    """Whether the block's update is ``out = out + a * b`` (a GEMM's or a convolution's), not a max or a plain sum.
-
-    A softmax's row max has the same loop structure; the micro-kernel then forked its space into 36 design spaces,
-    one of whose programs took LLVM 129 s to build."""
-    store = sblock.body
-    if not isinstance(store, tvm.tirx.BufferStore) or not isinstance(store.value, tvm.tirx.Add):
-        return False
-
-    def product(expr: Any) -> bool:
-        while isinstance(expr, tvm.tirx.Cast):
-            expr = expr.value
-        return isinstance(expr, tvm.tirx.Mul)
-
-    def the_output(expr: Any) -> bool:  # a load (TVM 0.27: ir.expr.TensorLoad, its buffer is `source`)
-        source = getattr(expr, "source", None)
-        return source is not None and source.same_as(store.buffer)
-
-    a, b = store.value.a, store.value.b
-    return (the_output(a) and product(b)) or (the_output(b) and product(a))
+    target = tvm.target.Target({"kind": "llvm", "mtriple": triple, "mcpu": mcpu or host_cpu})
+    return missing_avx512(target) is None
 
 
 def microkernel_applies(sch: Schedule, block: Any) -> bool:
     """fp32, one output, a multiply-accumulate reduction, >= 2 spatial axes (not a single row), the last one
     contiguous in the output and 16-divisible."""
-    sblock = sch.get(block)
-    if len(sblock.writes) != 1 or sblock.init is None:
-        return False
-    out = sblock.writes[0].source
-    if str(out.dtype) != "float32":
-        return False
-    if not _multiply_accumulates(sblock):
-        return False
-    types = _iter_types(sch, block)
-    if "O" in types or "R" not in types or types.count("S") < 2:
-        return False
-    first_r = types.index("R")
-    if any(t == "S" for t in types[first_r:]):  # spatial axes first, then reductions (TE's order)
-        return False
-    loops = sch.get_loops(block)
-    if len(loops) != len(types):  # already transformed
-        return False
-    extents = [sch.get(lp).extent for lp in loops]
-    if not all(isinstance(e, tvm.tirx.IntImm) for e in extents):
-        return False
-    j = first_r - 1
-    if int(extents[j]) % LANES:
-        return False
-    rows = 1
-    for k in range(j):
-        rows *= int(extents[k])
-    if rows < 2:
-        # a matrix-vector product (batch-1 linear layers): no rows to block in registers, and the load of the
-        # matrix is all its time; the defaults' tiling measured faster (MLP 1024x1024 layer: 20 us vs 26 us)
-        return False
-    # the output's last index must be exactly the last spatial axis (then the vector axis is contiguous)
-    last = sblock.writes[0].region[-1].min
-    return isinstance(last, tvm.tirx.Var) and last.same_as(sblock.iter_vars[j].var)
+    return _applies(ISA, sch, block)
 
 
-def _operand_along_vector_axis(sch: Schedule, block: Any, j: int) -> int | None:
-    """Index of the read buffer indexed by the vector axis in its last dimension and not by the row axis."""
-    sblock = sch.get(block)
-    jvar, ivar = sblock.iter_vars[j].var, sblock.iter_vars[j - 1].var
-    for index, region in enumerate(sblock.reads):
-        if region.source.same_as(sblock.writes[0].source):
-            continue
-        last = region.region[-1].min
-        uses_i = any(_uses(r.min, ivar) for r in region.region)
-        if isinstance(last, tvm.tirx.Var) and last.same_as(jvar) and not uses_i:
-            return index
-    return None
-
-
-def _uses(expr: Any, var: Any) -> bool:
-    from tvm.tirx.analysis import undefined_vars
-
-    return any(v.same_as(var) for v in undefined_vars(expr))
-
-
-def _microkernel(sch: Schedule, block: Any, vecs: int, pack: bool) -> Schedule:
-    types = _iter_types(sch, block)
-    first_r = types.index("R")
-    loops = sch.get_loops(block)
-    spatial, reductions = loops[:first_r], loops[first_r:]
-    *outer, i, j = spatial
-    name = sch.get(block).name_hint
-
-    packed = None
-    if pack:
-        operand = _operand_along_vector_axis(sch, block, first_r - 1)
-        if operand is not None:
-            packed = sch.cache_read(block, operand, "global")
-            nr = vecs * LANES
-            sch.transform_layout(block, ("read", operand), _panel_map(nr))
-            sch.annotate(packed, "schedule_rule", "None")
-
-    # vector axis: [j0 (parallel), j1 (panels per cache block), vecs (register block), 16 lanes]
-    j_rest, lanes = sch.split(j, [None, LANES])
-    j_outer, vec = sch.split(j_rest, [None, vecs])
-    j0, j1 = sch.split(j_outer, sch.sample_perfect_tile(j_outer, n=2, max_innermost_factor=16))
-    # row axis: [i0 (parallel), i1 (rows per cache block), rows (register block)]
-    max_rows = max(1, MAX_ACCUMULATORS // vecs)
-    i0, i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=3, max_innermost_factor=max_rows))
-    # other spatial axes (batch, image rows): [parallel, per task]
-    outer_tiles = [sch.split(lp, sch.sample_perfect_tile(lp, n=2, max_innermost_factor=64)) for lp in outer]
-    # reductions: [panel loop, k-panel just outside the register block]. The sampled tile is (panel length,
-    # panels) with at most MAX_PANELS panels, used in reverse: the k-panel stays long enough to keep the
-    # accumulators in registers (a 1-long panel would load and store them on every k step)
-    red_tiles = []
-    for lp in reductions:
-        length, panels = sch.sample_perfect_tile(lp, n=2, max_innermost_factor=MAX_PANELS)
-        red_tiles.append(sch.split(lp, [panels, length]))
-
-    par_loops = [t[0] for t in outer_tiles] + [j0, i0]
-    sch.reorder(
-        *par_loops, *[t[1] for t in outer_tiles], *[t[0] for t in red_tiles], j1, i1,
-        *[t[1] for t in red_tiles], rows, vec, lanes,
-    )
-    fused = sch.fuse(*par_loops)
-    sch.parallel(fused)
-    sch.unroll(rows)
-    sch.unroll(vec)
-    sch.vectorize(lanes)
-    sch.annotate(sch.get_sblock(name), "schedule_rule", "None")  # the defaults leave this block alone
-
-    if packed is not None:
-        pack_loops = sch.get_loops(packed)
-        if len(pack_loops) > 1:
-            sch.parallel(sch.fuse(*pack_loops[:-1]))
-        inner = pack_loops[-1]
-        extent = sch.get(inner).extent
-        if isinstance(extent, tvm.tirx.IntImm) and int(extent) > LANES and int(extent) % LANES == 0:
-            # one zmm at a time: a whole 1024-wide row as one LLVM vector took LLVM ~1 s per build (30x the kernel)
-            inner = sch.split(inner, [None, LANES])[1]
-        sch.vectorize(inner)
-    return sch
-
-
-def _panel_map(nr: int) -> Any:
-    """``(a.., j) -> (j // nr, a.., j % nr)``: panels of ``nr`` columns, each contiguous along the other axes."""
-
-    def index_map(*axes: Any) -> tuple[Any, ...]:
-        *lead, jj = axes
-        return (jj // nr, *lead, jj % nr)
-
-    return index_map
-
-
-@module(name="x86-avx512", when=microkernel_applies, requires=missing_avx512, before=("multi_level_tiling",))
+@module(name="x86-avx512", when=microkernel_applies, requires=functools.partial(missing_microkernel_isa, ISA),
+        before=("multi_level_tiling",))
 def microkernel(sch: Schedule, block: Any) -> list[Schedule]:
     """Register-blocked AVX-512 micro-kernel: zmm-wide vector axis, ``rows x vecs`` accumulators in registers,
     k-panels, cache blocks, one parallel loop; one design space per panel width, with and without packing, and
     for a block with several reduction axes (a convolution) its default design spaces as well."""
-    types = _iter_types(sch, block)
-    j = types.index("R") - 1
-    extent = int(sch.get(sch.get_loops(block)[j]).extent)
-    out = []
-    for vecs in panel_widths(extent):
-        packs = (True, False) if extent > vecs * LANES else (False,)
-        for pack in packs:
-            fork = sch.copy()
-            fork.seed(sch.fork_seed())
-            out.append(_microkernel(fork, block, vecs, pack))
-    if types.count("R") > 1:
-        # several reduction axes (a convolution's channels x window): the k-panel is a nest of short loops (3 x 7 x 7
-        # for ResNet's first conv), where the defaults' tiling can win. Keep the block's default design spaces beside
-        # the micro-kernels so adding the module never removes what the defaults alone would find. Not for GEMM's one
-        # long reduction: there the extra spaces only split the search budget (GEMM 1024^3, 64 trials: 0.70x numpy
-        # with them, 0.85x without, same day)
-        out.append(sch)
-    return out
+    return design_spaces(ISA, sch, block)
 
 
 AVX512 = microkernel  # the registered module (a TransformModule), as ``mx.registered_modules()["x86-avx512"]``

@@ -14,7 +14,7 @@ This module writes that kernel as a schedule. It applies to a function that is o
 - one parallel loop over row tiles (rows per task sampled); every producer computed per row inside it, so the
   intermediates shrink to row tiles that stay in L1 and each row comes from memory once;
 - each reduction over the row (max, sum, sum of squares) in 16-lane vector accumulators (``rfactor``; 1, 2 or 4
-  zmm accumulators sampled), then one scalar step per lane;
+  vector accumulators sampled), then one scalar step per lane;
 - the elementwise blocks and the output vectorized by 16; softmax's ``exp(x - max)`` tensorized with
   ``msexplore.hardware.vector_exp``: a vector polynomial within 1.02 ulp of ``exp`` (libm's ``expf`` is within
   0.5 ulp), so no ``call expf`` is left;
@@ -23,7 +23,8 @@ This module writes that kernel as a schedule. It applies to a function that is o
 It replaces the default modules' schedules of the chain rather than adding to them: the default space of a
 softmax has 9 design spaces, all with scalar ``expf`` (5x slower than this one), and beside them the module's one
 design space was not measured once in two 16-trial searches (in a 64-trial one its best came at trial 19).
-Functions that are not one row chain keep the default space unchanged. It needs AVX-512F (16 fp32 lanes)::
+Functions that are not one row chain keep the default space unchanged. It needs AVX2 and FMA: its 16-lane vectors
+are one zmm register on an AVX-512 CPU and two ymm registers on an AVX2 one::
 
     space = mx.Space(mx.workload("SFM"), modules=["default", "x86-row-reduction"])
 """
@@ -38,13 +39,13 @@ from tvm.s_tir import Schedule
 
 from ..modules import module
 from . import vector_exp
-from .avx512 import missing_avx512
+from .avx2 import missing_avx2
 
 __all__ = ["MODULE_NAME", "ROW_REDUCTION", "RowChain", "row_chain"]
 
 MODULE_NAME = "x86-row-reduction"
 LANES = vector_exp.LANES
-ACCUMULATORS = (1, 2, 4)  # zmm accumulators per reduction, sampled: more hide the add/max latency
+ACCUMULATORS = (1, 2, 4)  # 16-lane accumulators per reduction, sampled: more hide the add/max latency
 MAX_ROWS_PER_TASK = 16
 UNROLL_STEPS = (0, 16, 64, 512)  # pragma_auto_unroll_max_step candidates, as the default rule samples them
 
@@ -225,10 +226,11 @@ def _row_schedule(sch: Schedule, chain: RowChain) -> Schedule:
     return sch
 
 
-@module(name=MODULE_NAME, when=_applies, requires=missing_avx512, before=("inline_constant_scalars",))
+@module(name=MODULE_NAME, when=_applies, requires=missing_avx2, before=("inline_constant_scalars",))
 def row_reduction(sch: Schedule, block: Any) -> Schedule:
-    """Row-wise reductions (softmax, layer norm): rows parallel, each row's max/sum in zmm accumulators, exp as a
-    vector polynomial (<= 1.02 ulp), elementwise steps vectorized. Replaces the default schedules of the chain."""
+    """Row-wise reductions (softmax, layer norm): rows parallel, each row's max/sum in 16-lane vector accumulators,
+    exp as a vector polynomial (<= 1.02 ulp), elementwise steps vectorized. Replaces the default schedules of the
+    chain."""
     chain = row_chain(sch, block)
     assert chain is not None  # when= checked it
     return _row_schedule(sch, chain)

@@ -39,7 +39,8 @@ import tvm
 from tvm.s_tir import Schedule
 
 from ..modules import module
-from .avx512 import LANES, _multiply_accumulates, missing_avx512
+from .avx512 import LANES, missing_avx512
+from .microkernel import _multiply_accumulates
 
 __all__ = ["MODULE_NAME", "TRANSPOSED_CONV", "Phases", "phases"]
 

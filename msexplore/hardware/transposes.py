@@ -18,8 +18,8 @@ filled with contiguous vector loads, in the hope that LLVM would keep it in regi
 It applies to a block that only copies: one input, its indices a permutation of the block's (spatial) axes, the
 output written in axis order to a buffer of the function (a transpose that feeds another block is inlined there
 by the defaults, which this leaves alone), the input's last index another axis than the output's, both extents
-divisible by 8, 4-byte elements. It replaces the default schedule of that block and needs AVX-512F (a tile of 16
-is one zmm vector)::
+divisible by 8, 4-byte elements. It replaces the default schedule of that block and needs AVX2 (a tile of 16 is
+one zmm vector with AVX-512, two ymm without)::
 
     space = mx.Space(model.task("transpose3").workload, modules=["default", "x86-transpose"])
 """
@@ -33,7 +33,7 @@ import tvm
 from tvm.s_tir import Schedule
 
 from ..modules import module
-from .avx512 import missing_avx512
+from .avx2 import missing_avx2
 
 __all__ = ["MODULE_NAME", "TRANSPOSE", "Transpose", "transpose_of"]
 
@@ -129,7 +129,7 @@ def _tiled(sch: Schedule, block: Any, found: Transpose) -> Schedule:
     return sch
 
 
-@module(name=MODULE_NAME, when=_applies, requires=missing_avx512, before=("auto_inline",))
+@module(name=MODULE_NAME, when=_applies, requires=missing_avx2, before=("auto_inline",))
 def tiled_transpose(sch: Schedule, block: Any) -> Schedule:
     """Layout transposes in ``tile x tile`` squares (8 or 16 a side): one parallel loop over the squares, each
     output row of a square one vector. Replaces the default schedule of a copy whose last axis changes."""

@@ -1,0 +1,159 @@
+"""The "x86-avx2" micro-kernel module: the same micro-kernel as "x86-avx512" on 8-lane ymm registers, with a
+register block small enough for 16 of them. Its spaces, where it applies, which module a CPU gets, correct
+samples, and ymm FMAs with every accumulator in a register (no spill) in the compiled inner loop.
+
+Spaces and assembly are built for a Haswell named explicitly, so those tests pass on any x86 machine; the tests
+that run kernels need a host with AVX2 and FMA.
+"""
+
+from __future__ import annotations
+
+import re
+
+import numpy as np
+import pytest
+import tvm
+from x86_targets import HASWELL, SANDY_BRIDGE, SKYLAKE, needs_avx2_host
+
+import msexplore as mx
+from msexplore.hardware import avx2, avx512, cpu_modules, isa, microkernel_module
+from msexplore.modules import ModuleNotApplicable
+
+MODULES = ["default", "x86-avx2"]
+
+
+@pytest.fixture(scope="module")
+def gemm() -> mx.Workload:
+    return mx.workload("GMM", n=64, m=64, k=64)
+
+
+@pytest.fixture(scope="module")
+def gemm_space(gemm) -> mx.Space:
+    return mx.Space(gemm, modules=MODULES, target=HASWELL)
+
+
+def _module_rvs(space: mx.Space) -> set[str]:
+    return {rv.name for ds in space.design_spaces for rv in ds.random_variables if rv.module == "x86-avx2"}
+
+
+def _fma_loop(asm: str) -> str:
+    """The basic block with the most vector FMAs: the micro-kernel's k step."""
+    return max(re.split(r"\n(?=\.LBB)", asm), key=lambda block: block.count("vfmadd"))
+
+
+# ---- the module as a user sees it ----------------------------------------------------------------------------
+
+
+def test_the_module_is_registered_by_name_and_runs_before_the_generic_tiling():
+    module = mx.registered_modules()["x86-avx2"]
+    assert module is avx2.AVX2 and module.fn is not None
+    assert module.before == ("multi_level_tiling",)
+
+
+def test_cpus_without_avx2_are_refused_with_the_reason(gemm):
+    assert avx2.missing_avx2(mx.resolve_target(HASWELL)) is None
+    assert avx2.missing_avx2(mx.resolve_target(SKYLAKE)) is None  # AVX-512 CPUs have AVX2 too
+    reason = avx2.missing_avx2(mx.resolve_target(SANDY_BRIDGE))
+    assert reason == (
+        "its CPU sandybridge has no AVX2 and FMA (pass the mcpu of a CPU that has it, or mattr=['+avx2', '+fma'])"
+    )
+    with pytest.raises(ModuleNotApplicable, match="no AVX2 and FMA"):
+        mx.Space(gemm, modules=MODULES, target=SANDY_BRIDGE)
+    assert "not a CPU" in avx2.missing_avx2(mx.resolve_target("cuda"))
+
+
+def test_the_avx512_refusal_names_the_module_this_cpu_can_run(gemm):
+    with pytest.raises(ModuleNotApplicable, match=r"haswell has no AVX-512F \(.*\); on this CPU use 'x86-avx2'"):
+        mx.Space(gemm, modules=["default", "x86-avx512"], target=HASWELL)
+    # not where the module is not a micro-kernel: the transposed convolution has no AVX2 twin to point to
+    with pytest.raises(ModuleNotApplicable, match=r"haswell has no AVX-512F \([^;]*\)$"):
+        mx.Space(mx.workload("T2D", ci=16, co=16), modules=["default", "x86-transposed-conv"], target=HASWELL)
+
+
+def test_each_cpu_gets_its_widest_micro_kernel():
+    assert microkernel_module(SKYLAKE) == "x86-avx512"
+    assert microkernel_module(HASWELL) == "x86-avx2"
+    assert microkernel_module({"kind": "llvm", "mtriple": "x86_64-unknown-linux-gnu", "mattr": ["+avx2", "+fma"]}) \
+        == "x86-avx2"
+    with pytest.raises(ModuleNotApplicable, match="'x86-avx2' needs AVX2 and FMA.*modules=\\['default'\\]"):
+        microkernel_module(SANDY_BRIDGE)
+    host = mx.host_target()
+    expected = "x86-avx512" if avx512.missing_avx512(host) is None else "x86-avx2"
+    if avx2.missing_avx2(host) is None:
+        assert microkernel_module() == expected
+
+
+def test_the_fp32_modules_of_a_cpu_are_those_it_can_run():
+    assert cpu_modules(SKYLAKE) == ["x86-avx512", "x86-row-reduction", "x86-transposed-conv", "x86-transpose"]
+    # the row and transpose modules' 16-lane vectors are two ymm each; the transposed convolution's register block
+    # is sized for 32 zmm and stays AVX-512 only
+    assert cpu_modules(HASWELL) == ["x86-avx2", "x86-row-reduction", "x86-transpose"]
+    assert cpu_modules(SANDY_BRIDGE) == []
+
+
+def test_panel_widths_are_two_or_three_ymm_vectors():
+    assert isa.AVX2.panel_widths(64) == [2]  # 8 vectors
+    assert isa.AVX2.panel_widths(48) == [2, 3]
+    assert isa.AVX2.panel_widths(24) == [3]
+    assert isa.AVX2.panel_widths(8) == [1]
+    assert [isa.AVX2.max_rows(v) for v in (1, 2, 3)] == [12, 6, 4]  # 6 x 2 and 4 x 3, as BLIS's Haswell kernels
+
+
+def test_one_design_space_per_panel_width_with_and_without_packing(gemm_space):
+    # GMM 64: 8 ymm vectors -> width 2 (16 columns), packed or not
+    assert len(gemm_space.design_spaces) == 2 and not gemm_space.failures
+    assert {"Z.tile_i", "Z.tile_k", "Z.tile_j_0_0"} <= _module_rvs(gemm_space)
+    assert sum("transform_layout" in str(ds.trace) for ds in gemm_space.design_spaces) == 1
+    for ds in gemm_space.design_spaces:  # 6 rows x 2 vectors at most: 12 accumulators of the 16 ymm
+        assert ds.by_name()["Z.tile_i"].max_innermost_factor == 6
+
+
+def test_blocks_it_cannot_vectorise_fall_back_to_the_defaults():
+    odd = mx.workload("GMM", n=32, m=20, k=32)  # 20 columns: not a multiple of 8 lanes
+    space = mx.Space(odd, modules=MODULES, target=HASWELL)
+    assert not _module_rvs(space) and space.design_spaces
+    eight = mx.Space(mx.workload("GMM", n=32, m=24, k=32), modules=MODULES, target=HASWELL)  # 3 ymm: applies
+    assert _module_rvs(eight)
+
+
+def test_samples_are_valid_and_packed_spaces_read_b_in_16_column_panels(gemm_space):
+    samples = gemm_space.sample(12, seed=0)
+    assert all(s.valid for s in samples), [s.error for s in samples if not s.valid]
+    packed = [s for s in samples if "Y_global" in s.tir]
+    assert packed, "no sample drew the packed design space"
+    assert "Y_global[v2 // 16, v0, v1, v2 % 16] = Y[v0, v1, v2]" in packed[0].tir
+
+
+def test_inner_loop_is_ymm_fmas_with_an_accumulator_register_per_row_and_vector(gemm_space):
+    # every sample's k step: FMAs on ymm only (no zmm on a CPU without them), one accumulator register per (row,
+    # vector)
+    target = mx.resolve_target(HASWELL)
+    for sample in gemm_space.sample(6, seed=3):
+        loop = _fma_loop(tvm.tirx.build(sample.schedule.mod, target).inspect_source("asm"))
+        fmas = re.findall(r"vfmadd\d+ps\s+(\S+), (\S+), (\S+)", loop)
+        assert fmas and all(dst.startswith("%ymm") for *_, dst in fmas), loop[:1500]
+        assert "zmm" not in loop
+        rows = sample.decisions["Z.tile_i"][-1]
+        assert len({dst for *_, dst in fmas}) >= rows * 2, (sample.decisions, loop[:1500])
+
+
+# ---- running kernels ------------------------------------------------------------------------------------------
+
+
+@needs_avx2_host
+@pytest.mark.parametrize("workload", [
+    mx.workload("GMM", n=64, m=64, k=64),
+    mx.workload("C2D", h=16, w=16, ci=3, co=32),
+    mx.workload("C3D", d=4, h=8, w=8, ci=8, co=24, kernel_size=3, stride=1),
+], ids=["GMM", "C2D", "C3D"])
+def test_samples_compute_the_right_result(workload):
+    target = {**HASWELL, "mcpu": mx.host_target().attrs["mcpu"]}  # this CPU, run on the micro-kernel for AVX2
+    space = mx.Space(workload, modules=MODULES, target=target)
+    assert _module_rvs(space)
+    for sample in space.sample(4, seed=1):
+        lib = tvm.tirx.build(sample.schedule.mod, space.target)
+        arrays = workload.make_inputs(seed=0)
+        tensors = [tvm.runtime.tensor(a) for a in arrays]
+        lib["main"](*tensors)
+        out = workload.outputs[0]
+        np.testing.assert_allclose(tensors[out].numpy(), workload.reference(arrays)[0], rtol=1e-4, atol=1e-3)
