@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--strategy", metavar="NAME", help="models: msexplore's search strategy for every task (default "
-        "evolutionary; e.g. beam); search_quality: run this strategy alone (with --reference), written as "
-        "<suite>-<strategy>.json",
+        "evolutionary; e.g. beam); kernels: the strategy of its searches; search_quality: run this strategy "
+        "alone (with --reference); written as <suite>-<strategy>.json",
     )
     parser.add_argument(
         "--reference", metavar="FILE", help="search_quality with --strategy: an earlier result of the suite "

@@ -189,7 +189,8 @@ def tvm_timer(mod: Any, wl: Any, target: Any, inputs: list[np.ndarray]) -> tuple
     return (lambda: float(evaluator(*args).mean)), out
 
 
-def run(quick: bool = False, only: list[str] | None = None) -> dict:
+def run(quick: bool = False, only: list[str] | None = None, strategy: str = "evolutionary") -> dict:
+    """``strategy``: mx.search's (``--strategy beam``, written as ``kernels-...-beam.json``)."""
     import msexplore as mx
     import msexplore.hardware
 
@@ -200,7 +201,7 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
     rounds = 3 if quick else 9
     min_s = 0.05 if quick else 0.1
     batch = 4 if quick else 16
-    strategy = QUICK_STRATEGY if quick else {}
+    options = {"strategy": strategy, **(QUICK_STRATEGY if quick and strategy == "evolutionary" else {})}
     load_before = os.getloadavg()
     target = mx.host_target()
     spaces = {"default": ["default"]}
@@ -225,7 +226,7 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
             info: dict[str, Any] = {"case": case.label, "workload": repr(wl), "trials": case.trials}
             for name, modules in spaces.items():
                 mod, wall, valid = tune(
-                    wl, modules, case.trials, os.path.join(root, f"{index}-{case.op}-{name}"), batch, strategy
+                    wl, modules, case.trials, os.path.join(root, f"{index}-{case.op}-{name}"), batch, options
                 )
                 timers[f"tvm:{name}"], out = tvm_timer(mod, wl, target, inputs)
                 np.testing.assert_allclose(out, expected, rtol=rtol, atol=atol)
@@ -273,7 +274,7 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
         "batch": batch,
         "suite_seconds": suite_s,
         "spaces": spaces,
-        "strategy": strategy,
+        "strategy": options,
         # the machine is shared: the 1-minute load average before and after says how much else ran
         "load_average": {"before": load_before[0], "after": os.getloadavg()[0]},
     }
