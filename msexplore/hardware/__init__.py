@@ -10,22 +10,21 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..modules import ModuleNotApplicable, registered_modules
+from ..target import resolve_target
 from . import avx2, avx512, rows, transposed, transposes, vnni  # noqa: F401  (registration on import)
 from .build_check import BuildCheck, build_check
 from .isa import VectorISA, isa_of
 
 __all__ = ["BuildCheck", "VectorISA", "build_check", "cpu_modules", "isa_of", "microkernel_module"]
 
-# the fp32 CPU modules shipped here, in the order a space lists them; "micro-kernel" stands for the ISA's own
-_CPU_MODULES = ("micro-kernel", "x86-row-reduction", "x86-transposed-conv", "x86-transpose")
+# the fp32 CPU modules shipped here besides the micro-kernels, in the order a space lists them
+_OTHER_CPU_MODULES = ("x86-row-reduction", "x86-transposed-conv", "x86-transpose")
 
 
 def microkernel_module(target: Any = None) -> str:
     """The name of the register-blocked micro-kernel module for ``target``'s CPU (default: this machine's):
     ``"x86-avx512"`` where it has AVX-512F, else ``"x86-avx2"`` where it has AVX2 and FMA."""
-    from ..modules import ModuleNotApplicable
-    from ..target import resolve_target
-
     resolved = resolve_target(target)
     isa = isa_of(resolved)
     if isa is None:
@@ -41,11 +40,8 @@ def cpu_modules(target: Any = None) -> list[str]:
     """The fp32 hardware modules shipped with msexplore that ``target``'s CPU (default: this machine's) can run:
     its micro-kernel module, then the row-reduction, transposed-convolution and transpose modules where it has
     what each needs. ``modules=["default", *mx.hardware.cpu_modules()]`` is what the benchmarks tune with."""
-    from ..modules import registered_modules
-    from ..target import resolve_target
-
     resolved = resolve_target(target)
     isa = isa_of(resolved)
+    names = ([isa.module] if isa else []) + list(_OTHER_CPU_MODULES)
     registered = registered_modules()
-    names = [(isa.module if isa else None) if name == "micro-kernel" else name for name in _CPU_MODULES]
-    return [n for n in names if n is not None and not (registered[n].requires and registered[n].requires(resolved))]
+    return [name for name in names if not registered[name].requires(resolved)]

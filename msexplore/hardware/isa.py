@@ -12,7 +12,7 @@ from typing import Any
 
 from tvm.target.codegen import target_has_features
 
-__all__ = ["AVX2", "AVX512", "ISAS", "VectorISA", "host_isa", "isa_of", "missing_isa", "missing_microkernel_isa"]
+__all__ = ["AVX2", "AVX512", "ISAS", "VectorISA", "isa_of", "missing_isa", "missing_microkernel_isa"]
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,10 +83,3 @@ def missing_microkernel_isa(isa: VectorISA, target: Any) -> str | None:
 def isa_of(target: Any) -> VectorISA | None:
     """The widest vector ISA an llvm ``target`` has (None for a CPU without AVX2 + FMA, or not a CPU)."""
     return next((isa for isa in ISAS if _has(target, isa)), None)
-
-
-def host_isa() -> VectorISA | None:
-    """The widest vector ISA of this machine's CPU."""
-    from ..target import host_target
-
-    return isa_of(host_target())
