@@ -1,4 +1,4 @@
-"""``python -m benchmarks [suite ...] [--quick] [--only TEXT]``: print each suite's table, write results/*.json."""
+"""``python -m benchmarks [suite ...] [--quick] [--only TEXT] [--tag TEXT]``: print tables, write results/*.json."""
 
 from __future__ import annotations
 
@@ -35,6 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         "--reference", metavar="FILE", help="search_quality with --strategy: an earlier result of the suite "
         "whose evolutionary runs set the target",
     )
+    parser.add_argument(
+        "--tag", metavar="TEXT", help="appended to the results' file name, e.g. the CPU (--tag znver3), so a run on "
+        "another machine does not overwrite the figures of this one",
+    )
     args = parser.parse_args(argv)
     from ._common import machine, write_results
 
@@ -54,6 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         result = run(**kwargs)
         suffix = ("-quick" if args.quick else "") + (f"-only-{_slug(kwargs['only'])}" if partial else "")
         suffix += f"-{_slug([args.strategy])}" if chosen else ""
+        suffix += f"-{_slug([args.tag])}" if args.tag else ""
         print("written:", write_results(name + suffix, result))
     return 0
 
