@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
         "another machine does not overwrite the figures of this one",
     )
     args = parser.parse_args(argv)
+    if args.tag is not None and not _slug([args.tag]):
+        parser.error(f"--tag {args.tag!r}: a file name part needs letters or digits (e.g. --tag znver3)")
     from ._common import machine, write_results
 
     print("machine:", machine())
