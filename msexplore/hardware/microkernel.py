@@ -30,9 +30,12 @@ from tvm.s_tir import Schedule
 
 from .isa import VectorISA
 
-__all__ = ["design_spaces", "microkernel_applies"]
+__all__ = ["NO_MICROKERNEL", "design_spaces", "microkernel_applies"]
 
 MAX_PANELS = 16  # reduction panels per reduction axis: the k-panel is at least 1/16 of the reduction
+# a block annotated with it is left to the defaults: a module that wrote its own micro-kernels of the block (as
+# ``x86-padded-conv`` does) marks the copy it keeps for the default tiling
+NO_MICROKERNEL = "msexplore.no_microkernel"
 
 
 def _iter_types(sch: Schedule, block: Any) -> list[str]:
@@ -66,7 +69,7 @@ def microkernel_applies(isa: VectorISA, sch: Schedule, block: Any) -> bool:
     """fp32, one output, a multiply-accumulate reduction, >= 2 spatial axes (not a single row), the last one
     contiguous in the output and divisible by the ISA's lanes."""
     sblock = sch.get(block)
-    if len(sblock.writes) != 1 or sblock.init is None:
+    if len(sblock.writes) != 1 or sblock.init is None or NO_MICROKERNEL in sblock.annotations:
         return False
     out = sblock.writes[0].source
     if str(out.dtype) != "float32":
@@ -120,7 +123,14 @@ def _uses(expr: Any, var: Any) -> bool:
     return any(v.same_as(var) for v in undefined_vars(expr))
 
 
-def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: bool) -> Schedule:
+def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: bool, serial: int | None = None,
+                 whole_reduction: int | None = None, fuse_vector: bool = False) -> Schedule:
+    """The micro-kernel of the module's doc on ``block``. ``serial`` (an outer spatial axis, by position) is kept
+    whole, one loop inside each parallel task and outside the reductions, and ``whole_reduction`` (by position
+    among the reduction axes) one unsplit loop outside the k-panel: where ``x86-padded-conv`` partitions them.
+    ``fuse_vector`` makes the register block's vectors one vectorized loop, as the defaults' postprocessor does
+    when the root is left to it (a schedule that leaves the root alone must do it itself: unrolled 16-lane
+    vectors ran C3D 3.5x slower than one 64-lane loop, measured on a Zen 5)."""
     types = _iter_types(sch, block)
     first_r = types.index("R")
     loops = sch.get_loops(block)
@@ -144,25 +154,33 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     # row axis: [i0 (parallel), i1 (rows per cache block), rows (register block)]
     i0, i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=3, max_innermost_factor=isa.max_rows(vecs)))
     # other spatial axes (batch, image rows): [parallel, per task]
-    outer_tiles = [sch.split(lp, sch.sample_perfect_tile(lp, n=2, max_innermost_factor=64)) for lp in outer]
+    outer_tiles = [sch.split(lp, sch.sample_perfect_tile(lp, n=2, max_innermost_factor=64))
+                   for k, lp in enumerate(outer) if k != serial]
     # reductions: [panel loop, k-panel just outside the register block]. The sampled tile is (panel length,
     # panels) with at most MAX_PANELS panels, used in reverse: the k-panel stays long enough to keep the
     # accumulators in registers (a 1-long panel would load and store them on every k step)
     red_tiles = []
-    for lp in reductions:
+    for k, lp in enumerate(reductions):
+        if k == whole_reduction:
+            continue
         length, panels = sch.sample_perfect_tile(lp, n=2, max_innermost_factor=MAX_PANELS)
         red_tiles.append(sch.split(lp, [panels, length]))
 
     par_loops = [t[0] for t in outer_tiles] + [j0, i0]
+    kept = [outer[serial]] if serial is not None else []
+    whole = [reductions[whole_reduction]] if whole_reduction is not None else []
     sch.reorder(
-        *par_loops, *[t[1] for t in outer_tiles], *[t[0] for t in red_tiles], j1, i1,
+        *par_loops, *kept, *[t[1] for t in outer_tiles], *whole, *[t[0] for t in red_tiles], j1, i1,
         *[t[1] for t in red_tiles], rows, vec, lanes,
     )
     fused = sch.fuse(*par_loops)
     sch.parallel(fused)
     sch.unroll(rows)
-    sch.unroll(vec)
-    sch.vectorize(lanes)
+    if fuse_vector:
+        sch.vectorize(sch.fuse(vec, lanes))
+    else:
+        sch.unroll(vec)
+        sch.vectorize(lanes)
     sch.annotate(sch.get_sblock(name), "schedule_rule", "None")  # the defaults leave this block alone
 
     if packed is not None:
