@@ -12,14 +12,14 @@ from typing import Any
 
 from ..modules import ModuleNotApplicable, registered_modules
 from ..target import resolve_target
-from . import avx2, avx512, rows, transposed, transposes, vnni  # noqa: F401  (registration on import)
+from . import avx2, avx512, padded, rows, transposed, transposes, vnni  # noqa: F401  (registration on import)
 from .build_check import BuildCheck, build_check
 from .isa import VectorISA, isa_of
 
 __all__ = ["BuildCheck", "VectorISA", "build_check", "cpu_modules", "isa_of", "microkernel_module"]
 
 # the fp32 CPU modules shipped here besides the micro-kernels, in the order a space lists them
-_OTHER_CPU_MODULES = ("x86-row-reduction", "x86-transposed-conv", "x86-transpose")
+_OTHER_CPU_MODULES = ("x86-row-reduction", "x86-transposed-conv", "x86-padded-conv", "x86-transpose")
 
 
 def microkernel_module(target: Any = None) -> str:
@@ -38,10 +38,13 @@ def microkernel_module(target: Any = None) -> str:
 
 def cpu_modules(target: Any = None) -> list[str]:
     """The fp32 hardware modules shipped with msexplore that ``target``'s CPU (default: this machine's) can run:
-    its micro-kernel module, then the row-reduction, transposed-convolution and transpose modules where it has
-    what each needs. ``modules=["default", *mx.hardware.cpu_modules()]`` is what the benchmarks tune with."""
+    its micro-kernel module, then the row-reduction, transposed-convolution, padded-convolution (for the same ISA
+    as the micro-kernels: ``x86-padded-conv`` or ``x86-avx2-padded-conv``) and transpose modules where it has what
+    each needs. ``modules=["default", *mx.hardware.cpu_modules()]`` is what the benchmarks tune with."""
     resolved = resolve_target(target)
     isa = isa_of(resolved)
     names = ([isa.module] if isa else []) + list(_OTHER_CPU_MODULES)
+    # the padded convolution's micro-kernels are written for one ISA: the one the micro-kernel module is
+    names = [padded.MODULE_NAMES.get(isa.name if isa else "", "") if n == "x86-padded-conv" else n for n in names]
     registered = registered_modules()
-    return [name for name in names if not registered[name].requires(resolved)]
+    return [name for name in names if name and not registered[name].requires(resolved)]

@@ -84,10 +84,12 @@ def test_each_cpu_gets_its_widest_micro_kernel():
 
 
 def test_the_fp32_modules_of_a_cpu_are_those_it_can_run():
-    assert cpu_modules(SKYLAKE) == ["x86-avx512", "x86-row-reduction", "x86-transposed-conv", "x86-transpose"]
+    assert cpu_modules(SKYLAKE) == [
+        "x86-avx512", "x86-row-reduction", "x86-transposed-conv", "x86-padded-conv", "x86-transpose",
+    ]
     # the row and transpose modules' 16-lane vectors are two ymm each; the transposed convolution's register block
     # is sized for 32 zmm and stays AVX-512 only
-    assert cpu_modules(HASWELL) == ["x86-avx2", "x86-row-reduction", "x86-transpose"]
+    assert cpu_modules(HASWELL) == ["x86-avx2", "x86-row-reduction", "x86-avx2-padded-conv", "x86-transpose"]
     assert cpu_modules(SANDY_BRIDGE) == []
 
 

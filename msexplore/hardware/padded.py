@@ -1,0 +1,281 @@
+"""Convolutions without the multiply-adds by their padding: the module ``"x86-padded-conv"``.
+
+How it was found. The 3-D convolution of the operator set (``C3D``: 16 x 224 x 224 x 3 -> 8 x 112 x 112 x 64, a
+7 x 7 x 7 kernel, stride 2, padding 3) lost to PyTorch on every CPU measured (0.88x on a Zen 4), although per
+multiply-add its micro-kernel ran as fast as oneDNN's: PyTorch's time was 105 % of the FMA peak for the
+multiply-adds the definition counts. With a 7-deep window over 16 frames at stride 2 the first two output frames
+and the last read padded frames (output frame 0 reads input frames -3 .. 3, so three of its seven depth taps are
+zeros): 12 % of C3D's multiply-adds multiply a zero of the padding. oneDNN clips its kernel loops to the live taps;
+TVM's definition, ``out += (if 0 <= d * 2 + kd - 3 < 16 ... then in[..] else 0) * w[kd, ..]``, multiplies them all.
+
+The padding follows a pattern a schedule can see: along an output axis only a few outputs at each border reach
+it, and for each of them the taps that reach it are a prefix or a suffix of the kernel's. The module builds the
+register-blocked micro-kernel of ``x86-avx512`` with that output axis kept as one loop inside each parallel task
+and its kernel axis as one loop outside the k-panel, then partitions them (``Schedule.loop_partition``): the output
+axis into runs of outputs with the same live taps (C3D's depth: frame 0, frame 1, frames 2-6, frame 7), and in each
+border run the kernel axis at the padding's edge (frame 0: taps 0-2 | 3-6). With the padding inlined, TVM's
+simplifier proves the condition false in a dead partition and removes it, and drops the depth condition from the
+live ones; what remains computes only the multiply-adds oneDNN computes along that axis.
+
+It applies to an fp32 multiply-accumulate block that ``x86-avx512``'s micro-kernel applies to, with at least one
+spatial axis besides the row and vector axes, reading a padding block (``pad = if_then_else(bounds, x, 0)``) at
+``stride * out + kernel_tap + c`` along an axis where the padding takes at least ``MIN_DEAD`` (5 %) of the
+multiply-adds (the axis with the most is partitioned): a copy of the kernel per run of outputs, and design spaces
+that split the search's budget, are not worth less. The image rows of ResNet's 7 x 7 convolution (0.8 %) and of
+the capsule convolution ``CAP`` (4.2 %) do not qualify, the depth of C3D (10.7 %) does. Its design spaces are
+``x86-avx512``'s micro-kernels of the block (one per panel width, packed or not) without the dead taps; it marks the
+block it keeps (``NO_MICROKERNEL``) so that ``x86-avx512`` leaves it to the defaults, whose design spaces the space
+still holds. Listed with ``x86-avx512`` it takes that module's place on such a block (a 256-trial search over both
+sets of micro-kernels spent 220 of its trials on the ones that multiply the padding)::
+
+    space = mx.Space(mx.workload("C3D"), modules=["default", "x86-padded-conv", "x86-avx512"])
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+from typing import Any
+
+import tvm
+from tvm.s_tir import Schedule
+from tvm.sym.pattern import detect_linear_equation
+
+from ..modules import module
+from .isa import AVX2, AVX512, VectorISA, missing_isa
+from .microkernel import NO_MICROKERNEL, _microkernel, _multiply_accumulates
+
+__all__ = ["AVX2_MODULE_NAME", "MIN_DEAD", "MODULE_NAME", "MODULE_NAMES", "PADDED_CONV", "PADDED_CONV_AVX2",
+           "Borders", "borders"]
+
+MODULE_NAME = "x86-padded-conv"  # on AVX-512, beside x86-avx512
+AVX2_MODULE_NAME = "x86-avx2-padded-conv"  # on AVX2, beside x86-avx2
+MODULE_NAMES = {AVX512.name: MODULE_NAME, AVX2.name: AVX2_MODULE_NAME}  # by VectorISA.name
+MIN_DEAD = 0.05  # the share of the block's multiply-adds the padding must take along the partitioned axis
+MAX_RUNS = 6  # runs of outputs (copies of the micro-kernel) the output axis may be partitioned into
+
+
+@dataclass(frozen=True)
+class Borders:
+    """Where a block's padding is: the output axis and its kernel axis (positions among the block's iterators),
+    the runs ``(outputs, first live tap, end of the live taps)`` of consecutive outputs with the same live taps,
+    the kernel's extent, the share of the block's multiply-adds that read padding along the axis, and the padding
+    block to inline."""
+
+    axis: int
+    reduction: int
+    runs: tuple[tuple[int, int, int], ...]
+    taps: int
+    dead: float
+    pad: str
+
+
+def _iter_types(sblock: Any) -> str:
+    kinds = {0: "S", 2: "R"}
+    return "".join(kinds.get(int(iv.iter_type), "O") for iv in sblock.iter_vars)
+
+
+def _loops_around(sch: Schedule, block: Any) -> int:
+    """The loops around ``block``, read from the tree (``get_loops`` would add an instruction to the trace)."""
+    count, parent = 0, sch.get_sref(block).parent
+    while parent is not None and isinstance(parent.stmt, tvm.tirx.For):
+        count, parent = count + 1, parent.parent
+    return count
+
+
+def _blocks(stmt: Any) -> list[Any]:
+    """Every block under ``stmt``."""
+    found, stack = [], [stmt]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, tvm.s_tir.SBlock):
+            found.append(node)
+        for name in ("seq", "body", "block", "then_case", "else_case"):
+            child = getattr(node, name, None)
+            if child is None:
+                continue
+            stack.extend(child if isinstance(child, (list, tuple, tvm.ir.Array)) else [child])
+    return found
+
+
+def _producer(sch: Schedule, block: Any, buffer: Any) -> Any | None:
+    root = sch.get_sref(block)
+    while root.parent is not None:
+        root = root.parent
+    writers = [b for b in _blocks(root.stmt.body) if any(w.source.same_as(buffer) for w in b.writes)]
+    return writers[0] if len(writers) == 1 else None
+
+
+def _conjuncts(cond: Any) -> list[Any]:
+    if isinstance(cond, tvm.tirx.And):
+        return _conjuncts(cond.a) + _conjuncts(cond.b)
+    return [cond]
+
+
+def _pad_bounds(pad: Any) -> dict[int, tuple[int, int]] | None:
+    """``{dimension: (lo, hi)}`` of a padding block ``P[v..] = if_then_else(lo <= v_k and v_k < hi .., x, 0)``."""
+    store = pad.body
+    select = tvm.ir.Op.get("prim.if_then_else")
+    if not isinstance(store, tvm.tirx.BufferStore) or pad.init is not None or "R" in _iter_types(pad):
+        return None
+    value = store.value
+    if not (isinstance(value, tvm.ir.expr.Call) and value.op.same_as(select)):
+        return None
+    zero = value.args[2]
+    if not isinstance(zero, (tvm.tirx.FloatImm, tvm.tirx.IntImm)) or float(zero.value) != 0.0:
+        return None
+    dims = {}
+    for k, index in enumerate(store.indices):
+        if isinstance(index, tvm.tirx.Var):
+            dims[k] = index
+    bounds: dict[int, list[int]] = {}
+    for term in _conjuncts(value.args[0]):
+        if not isinstance(term, (tvm.tirx.LE, tvm.tirx.LT)):
+            return None
+        a, b = term.a, term.b
+        if isinstance(a, tvm.tirx.IntImm) and isinstance(b, tvm.tirx.Var):  # lo <= v (or lo < v)
+            var, lo, hi = b, int(a.value) + (1 if isinstance(term, tvm.tirx.LT) else 0), None
+        elif isinstance(a, tvm.tirx.Var) and isinstance(b, tvm.tirx.IntImm):  # v < hi (or v <= hi)
+            var, lo, hi = a, None, int(b.value) + (1 if isinstance(term, tvm.tirx.LE) else 0)
+        else:
+            return None
+        k = next((k for k, v in dims.items() if v.same_as(var)), None)
+        if k is None:
+            return None
+        pair = bounds.setdefault(k, [None, None])
+        pair[0 if lo is not None else 1] = lo if lo is not None else hi
+    shape = [int(e) for e in store.buffer.shape]
+    return {k: (lo if lo is not None else 0, hi if hi is not None else shape[k]) for k, (lo, hi) in bounds.items()}
+
+
+def _runs(extent: int, taps: int, coef_out: int, coef_tap: int, offset: int,
+          lo: int, hi: int) -> list[tuple[int, int, int]]:
+    """Runs ``(outputs, first live tap, end)`` of the outputs ``o`` whose taps ``t`` with
+    ``lo <= coef_out * o + coef_tap * t + offset < hi`` are the same interval."""
+    runs: list[list[int]] = []
+    for o in range(extent):
+        live = [t for t in range(taps) if lo <= coef_out * o + coef_tap * t + offset < hi]
+        first, end = (live[0], live[-1] + 1) if live else (0, 0)
+        if live and end - first != len(live):
+            return []  # not an interval (a dilated kernel across the edge): leave the axis alone
+        if runs and runs[-1][1:] == [first, end]:
+            runs[-1][0] += 1
+        else:
+            runs.append([1, first, end])
+    return [tuple(r) for r in runs]  # type: ignore[misc]
+
+
+def borders(sch: Schedule, block: Any, isa: VectorISA = AVX512) -> Borders | None:
+    """The padded output axis of ``block`` the module for ``isa`` partitions (see its doc), or None when it does
+    not apply.
+
+    It reads the block and the function, not the schedule: no instruction is added to the trace."""
+    sblock = sch.get(block)
+    if len(sblock.writes) != 1 or sblock.init is None or str(sblock.writes[0].source.dtype) != "float32":
+        return None
+    if not _multiply_accumulates(sblock):
+        return None
+    types = _iter_types(sblock)
+    if "O" in types or "R" not in types:
+        return None
+    first_r = types.index("R")
+    if first_r < 3 or "S" in types[first_r:]:  # an outer spatial axis besides the rows and the vector axis
+        return None
+    if not all(isinstance(iv.dom.extent, tvm.tirx.IntImm) for iv in sblock.iter_vars):
+        return None
+    extents = [int(iv.dom.extent) for iv in sblock.iter_vars]
+    ivars = [iv.var for iv in sblock.iter_vars]
+    vector = first_r - 1
+    last = sblock.writes[0].region[-1].min
+    if extents[vector] % isa.lanes or not (isinstance(last, tvm.tirx.Var) and last.same_as(ivars[vector])):
+        return None
+    if _loops_around(sch, block) != len(types):  # already transformed
+        return None
+    best = None
+    for region in sblock.reads:
+        pad = _producer(sch, block, region.source)
+        bounds = None if pad is None else _pad_bounds(pad)
+        if not bounds:
+            continue
+        for k, (lo, hi) in bounds.items():
+            index = region.region[k].min
+            for s in range(first_r - 2):  # outer spatial axes: not the rows, not the vector axis
+                for r in range(first_r, len(types)):
+                    coefs = list(detect_linear_equation(index, [ivars[s], ivars[r]]))
+                    if len(coefs) != 3 or not all(isinstance(c, tvm.tirx.IntImm) for c in coefs):
+                        continue
+                    a, b, c = (int(x) for x in coefs)
+                    if a <= 0 or b <= 0:
+                        continue
+                    runs = _runs(extents[s], extents[r], a, b, c, lo, hi)
+                    if not runs or len(runs) == 1 or len(runs) > MAX_RUNS:
+                        continue
+                    dead = sum(n * (extents[r] - (end - first)) for n, first, end in runs)
+                    share = dead / (extents[s] * extents[r])
+                    if share >= MIN_DEAD and (best is None or share > best.dead):
+                        best = Borders(s, r, tuple(runs), extents[r], share, pad.name_hint)
+    return best
+
+
+def _schedule(isa: VectorISA, sch: Schedule, block: Any, found: Borders, vecs: int, pack: bool) -> Schedule:
+    sch.compute_inline(sch.get_sblock(found.pad))
+    first_r = _iter_types(sch.get(block)).index("R")
+    _microkernel(isa, sch, block, vecs, pack, serial=found.axis, whole_reduction=found.reduction - first_r,
+                 fuse_vector=True)
+    loops = sch.get_loops(block)
+    # [parallel, the output axis, per-task tiles of the other outer axes, the kernel axis, ...]
+    kernel_at = 1 + (first_r - 3)
+    counts = [n for n, _, _ in found.runs]
+    parts = sch.loop_partition(loops[1], [*counts[:-1], None])
+    for part, (_, first, end) in zip(parts, found.runs):
+        (update,) = sch.get_child_blocks(part)
+        kernel = sch.get_loops(update)[kernel_at]
+        # the zero-init before the kernel axis: in a later partition of it the init would run again
+        sch.decompose_reduction(update, kernel)
+        if first >= end or (first, end) == (0, found.taps):
+            continue  # no live tap (the simplifier drops it all) or all of them
+        cuts = [first, end - first] if first > 0 and end < found.taps else [first if first > 0 else end]
+        sch.loop_partition(kernel, [*cuts, None])
+    # the defaults leave the root alone: parallelize_vectorize_unroll's postprocessor takes the partitions' wrapper
+    # blocks for a block of their own and fuses and vectorizes the parallel loop around them
+    sch.annotate(sch.get_sblock("root"), "schedule_rule", "None")
+    return sch
+
+
+def _design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
+    found = borders(sch, block, isa)
+    assert found is not None  # when= checked it
+    vector = _iter_types(sch.get(block)).index("R") - 1
+    extent = int(sch.get(block).iter_vars[vector].dom.extent)
+    out = []
+    for vecs in isa.panel_widths(extent):
+        for pack in (True, False) if extent > vecs * isa.lanes else (False,):
+            fork = sch.copy()
+            fork.seed(sch.fork_seed())
+            out.append(_schedule(isa, fork, block, found, vecs, pack))
+    # the same micro-kernels with the dead taps are what the micro-kernel module would add: leave the block to the
+    # defaults
+    sch.annotate(block, NO_MICROKERNEL, 1)
+    return [*out, sch]
+
+
+@module(name=MODULE_NAME, when=lambda sch, block: borders(sch, block, AVX512) is not None,
+        requires=functools.partial(missing_isa, AVX512), before=(AVX512.module, "multi_level_tiling"))
+def padded_conv(sch: Schedule, block: Any) -> list[Schedule]:
+    """Convolutions without the multiply-adds by their padding: ``x86-avx512``'s micro-kernels with the padded
+    output axis and its kernel axis partitioned at the padding's edges, so the dead taps vanish; the block's
+    default design spaces are kept."""
+    return _design_spaces(AVX512, sch, block)
+
+
+@module(name=AVX2_MODULE_NAME, when=lambda sch, block: borders(sch, block, AVX2) is not None,
+        requires=functools.partial(missing_isa, AVX2), before=(AVX2.module, "multi_level_tiling"))
+def padded_conv_avx2(sch: Schedule, block: Any) -> list[Schedule]:
+    """Convolutions without the multiply-adds by their padding, on AVX2: ``x86-avx2``'s micro-kernels with the
+    padded output axis and its kernel axis partitioned at the padding's edges, so the dead taps vanish; the
+    block's default design spaces are kept."""
+    return _design_spaces(AVX2, sch, block)
+
+
+PADDED_CONV = padded_conv  # the registered modules (TransformModules)
+PADDED_CONV_AVX2 = padded_conv_avx2

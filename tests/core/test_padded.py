@@ -1,0 +1,232 @@
+"""The "x86-padded-conv" module and its AVX2 twin "x86-avx2-padded-conv": where they apply (the padded axis and the
+runs of live taps found), that each replaces its ISA's micro-kernels of the block and keeps the default design
+spaces, the property they exist for (after TVM's lowering the multiply-adds of the padded depth taps are gone:
+counted through the loop nest, as a run executes them), results on full-range inputs, and refusal on a CPU without
+the ISA.
+
+Spaces are built for CPUs named explicitly (Skylake-SP for AVX-512, Haswell for AVX2), so those tests pass on any
+x86 machine; the tests that run kernels need a host with the ISA and are skipped elsewhere."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import tvm
+from tvm import s_tir, tirx
+from x86_targets import HASWELL, SANDY_BRIDGE, SKYLAKE, needs_avx2_host, needs_avx512_host
+
+import msexplore as mx
+from msexplore.hardware import padded
+from msexplore.hardware.microkernel import NO_MICROKERNEL
+from msexplore.modules import ModuleNotApplicable
+from msexplore.target import host_target
+
+MODULES = ["default", padded.MODULE_NAME, "x86-avx512"]
+AVX2_MODULES = ["default", padded.AVX2_MODULE_NAME, "x86-avx2"]
+BLOCK = "conv3d_ndhwc"
+# (the modules of a space, the CPU it is built for, the number of micro-kernels: panel widths, packed or not)
+ISAS = {
+    "avx512": (MODULES, SKYLAKE, 3),  # 4 zmm; 2 zmm packed or not
+    "avx2": (AVX2_MODULES, HASWELL, 2),  # 2 ymm packed or not (3 does not divide 64 / 8)
+}
+
+
+@pytest.fixture(scope="module")
+def c3d() -> mx.Workload:
+    return mx.workload("C3D", h=32, w=32)  # 16 x 32 x 32 x 3 -> 8 x 16 x 16 x 64, kernel 7, stride 2, padding 3
+
+
+@pytest.fixture(scope="module", params=list(ISAS))
+def isa(request) -> str:
+    return request.param
+
+
+@pytest.fixture(scope="module")
+def c3d_space(c3d, isa) -> mx.Space:
+    modules, target, _ = ISAS[isa]
+    return mx.Space(c3d, modules=modules, target=target)
+
+
+def _module_spaces(space: mx.Space) -> list[int]:
+    """The design spaces the module made: the ones whose trace partitions a loop."""
+    return [k for k, ds in enumerate(space.design_spaces) if "loop_partition" in str(ds.trace)]
+
+
+# ---- where it applies ----------------------------------------------------------------------------------------
+
+
+def test_the_modules_are_registered_and_run_before_the_micro_kernel_and_the_tiling(c3d_space, isa):
+    modules, target, _ = ISAS[isa]
+    assert mx.registered_modules()[padded.MODULE_NAME] is padded.PADDED_CONV
+    assert mx.registered_modules()[padded.AVX2_MODULE_NAME] is padded.PADDED_CONV_AVX2
+    order = [m.name for m in c3d_space.modules]
+    assert order.index(modules[1]) < order.index(modules[2]) < order.index("multi_level_tiling")
+    # what the benchmarks tune with: the one written for the micro-kernels' ISA
+    shipped = mx.hardware.cpu_modules(target)
+    assert modules[2] in shipped and modules[1] in shipped
+    assert not {padded.MODULE_NAME, padded.AVX2_MODULE_NAME} - {modules[1]} & set(shipped)
+
+
+@pytest.mark.parametrize(
+    ("name", "target", "reason"),
+    [(padded.MODULE_NAME, HASWELL, "no AVX-512F"), (padded.AVX2_MODULE_NAME, SANDY_BRIDGE, "no AVX2 and FMA")],
+)
+def test_a_target_without_the_isa_is_refused_with_the_reason(c3d, name, target, reason):
+    with pytest.raises(ModuleNotApplicable, match=reason):
+        mx.Space(c3d, modules=["default", name], target=target)
+
+
+def test_the_padded_depth_of_a_3d_convolution(c3d):
+    sch = s_tir.Schedule(c3d.mod)
+    found = padded.borders(sch, sch.get_sblock(BLOCK))
+    assert padded.borders(sch, sch.get_sblock(BLOCK), padded.AVX2) == found
+    # iterators n, d, h, w, co | rd, rh, rw, rc: output frame d reads input frames 2d - 3 .. 2d + 3 of 0 .. 15:
+    # frame 0 its taps 3-6, frame 1 taps 1-6, frames 2-6 all seven, frame 7 taps 0-4
+    assert (found.axis, found.reduction, found.taps, found.pad) == (1, 5, 7, "PadInput")
+    assert found.runs == ((1, 3, 7), (1, 1, 7), (5, 0, 7), (1, 0, 5))
+    assert found.dead == pytest.approx(6 / 56)  # 3 + 1 + 2 dead taps of 8 x 7
+    assert padded.borders(sch, sch.get_sblock("PadInput")) is None  # the padding itself: no reduction
+
+
+@pytest.mark.parametrize(
+    "workload",
+    [
+        mx.workload("C3D", h=32, w=32, padding=0),  # nothing padded, nothing to skip
+        mx.workload("C2D", h=56, w=56, ci=16, co=32),  # 7 x 7 at stride 2 over 56 rows: 3.1 % of the taps are padding
+        mx.workload("CAP"),  # its image rows: 4.2 % of the taps, under the module's 5 %
+        mx.workload("C1D", l=64, ci=16, co=32),  # padded along its rows only: they are the register block's axis
+        mx.workload("GMM", n=32, m=32, k=32),
+    ],
+    ids=["C3D-no-padding", "C2D", "CAP", "C1D", "GMM"],
+)
+def test_other_workloads_are_left_as_they_were(workload, isa):
+    modules, target, _ = ISAS[isa]
+    alone = mx.Space(workload, modules=["default", modules[2]], target=target)
+    both = mx.Space(workload, modules=modules, target=target)
+    assert [d.signature for d in both.design_spaces] == [d.signature for d in alone.design_spaces]
+
+
+def test_the_module_replaces_the_micro_kernels_and_keeps_the_default_spaces(c3d, c3d_space, isa):
+    modules, target, kernels = ISAS[isa]
+    mine = _module_spaces(c3d_space)
+    # the micro-kernel module's micro-kernels of the block, without the dead taps
+    assert len(mine) == kernels and len(c3d_space.design_spaces) == kernels + 3
+    # the others are the default space's, the block marked so the micro-kernel module leaves it to them
+    default = mx.Space(c3d, modules=["default"], target=target)
+    kept = [d.signature for k, d in enumerate(c3d_space.design_spaces) if k not in mine]
+    assert all(any(NO_MICROKERNEL in line for line in signature) for signature in kept)
+    unmarked = [tuple(line for line in signature if NO_MICROKERNEL not in line) for signature in kept]
+    assert sorted(unmarked) == sorted(d.signature for d in default.design_spaces)
+    for k in mine:
+        names = set(c3d_space.design_spaces[k].by_name())
+        # the depth and its kernel axis are not tiled (they are partitioned); the pad is inlined, not placed
+        assert f"{BLOCK}.tile_w" in names and f"{BLOCK}.tile_h" in names
+        assert not {f"{BLOCK}.tile_d", f"{BLOCK}.tile_rd", "PadInput.compute_location"} & names
+    # without the module, the micro-kernel module writes its micro-kernels of the block as before
+    alone = mx.Space(c3d, modules=["default", modules[2]], target=target)
+    assert len(alone.design_spaces) == kernels + 3 and not _module_spaces(alone)
+
+
+# ---- what its schedule is ------------------------------------------------------------------------------------
+
+
+LOWERING = [  # TVM's own lowering up to the simplified loops (the order of s_tir's pipeline), before unrolling
+    s_tir.transform.LowerInitBlock(), s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+    s_tir.transform.ConvertBlocksToOpaque(), s_tir.transform.CompactBufferAllocation(),
+    s_tir.transform.LowerMatchBuffer(), s_tir.transform.StmtSimplify(), s_tir.transform.LowerOpaqueBlock(),
+    tirx.transform.FlattenBuffer(), tirx.transform.StmtSimplify(), tirx.transform.RemoveNoOp(),
+]
+
+
+def _executed_multiply_adds(mod: tvm.IRModule) -> int:
+    """Multiply-adds into the output a run executes: each such store times the extents of the loops around it."""
+    body = tvm.ir.transform.Sequential(LOWERING)(mod)["main"].body
+    total = 0
+
+    def visit(stmt, times: int) -> None:
+        nonlocal total
+        if isinstance(stmt, tirx.For):
+            visit(stmt.body, times * int(stmt.extent))
+        elif isinstance(stmt, tirx.SeqStmt):
+            for s in stmt.seq:
+                visit(s, times)
+        elif isinstance(stmt, tirx.BufferStore):
+            if BLOCK in stmt.buffer.name and "weight" in str(stmt.value):
+                total += times
+        elif isinstance(stmt, tirx.IfThenElse):
+            raise AssertionError("a branch around a multiply-add: the count would not be exact")
+        else:
+            body = getattr(stmt, "body", None)
+            if body is not None:
+                visit(body, times)
+
+    visit(body, 1)
+    return total
+
+
+def test_no_multiply_add_by_the_depth_padding_is_left(c3d, c3d_space, isa):
+    outputs_per_frame = 16 * 16 * 64
+    taps_per_depth_tap = 7 * 7 * 3
+    live_depth_taps = 4 + 6 + 5 * 7 + 5
+    samples = [s for s in c3d_space.sample(24, seed=0) if s.valid]
+    mine = [s for s in samples if s.design_space in _module_spaces(c3d_space)]
+    assert mine, "no sample of the module's design spaces"
+    for sample in mine[:3]:
+        executed = _executed_multiply_adds(sample.schedule.mod)
+        assert executed == outputs_per_frame * live_depth_taps * taps_per_depth_tap, sample.decisions
+        assert "< 19" not in tvm.ir.transform.Sequential(LOWERING)(sample.schedule.mod).script()  # no depth test
+    # the default space's programs multiply every tap of the 8 x 7
+    default = [s for s in mx.Space(c3d, modules=["default"], target=ISAS[isa][1]).sample(3, seed=0) if s.valid]
+    assert default
+    for sample in default:
+        assert _executed_multiply_adds(sample.schedule.mod) == outputs_per_frame * 8 * 7 * taps_per_depth_tap
+
+
+def _full_range(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+    x = rng.uniform(-1.0, 1.0, shape)
+    return (x * 10.0 ** rng.integers(-3, 3, shape)).astype(np.float32)
+
+
+HOST_ISAS = [pytest.param("avx512", marks=needs_avx512_host), pytest.param("avx2", marks=needs_avx2_host)]
+
+
+@pytest.mark.parametrize("host_isa", HOST_ISAS)
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"h": 16, "w": 32},  # the operator's kernel and stride: frames 0, 1 and 7 read padding
+        {"d": 6, "h": 8, "w": 16, "co": 32, "kernel_size": 3, "stride": 1, "padding": 1},  # both borders, stride 1
+    ],
+    ids=["kernel-7-stride-2", "kernel-3-stride-1"],
+)
+def test_samples_match_the_reference_on_full_range_inputs(params, host_isa):
+    wl = mx.workload("C3D", **params)
+    space = mx.Space(wl, modules=ISAS[host_isa][0])
+    mine = _module_spaces(space)
+    samples = [s for s in space.sample(16, seed=1) if s.valid and s.design_space in mine][:3]
+    assert samples
+    rng = np.random.default_rng(2)
+    inputs = [_full_range(rng, tuple(spec.shape)) for spec in wl.args[:2]]
+    out_shape = tuple(wl.args[2].shape)
+    zeros = np.zeros(out_shape, np.float32)
+    (expected,) = wl.reference([*inputs, zeros])
+    (magnitude,) = wl.reference([np.abs(a) for a in inputs] + [zeros])
+    terms = params.get("kernel_size", 7) ** 3 * 3
+    for sample in samples:
+        lib = tvm.tirx.build(sample.schedule.mod, host_target())
+        out = tvm.runtime.tensor(np.full(out_shape, np.nan, np.float32))  # every element must be written
+        lib["main"](*(tvm.runtime.tensor(a) for a in inputs), out)
+        error = np.abs(out.numpy() - expected)
+        assert np.all(error <= terms * np.finfo(np.float32).eps * magnitude), sample.decisions
+
+
+@pytest.mark.parametrize("host_isa", HOST_ISAS)
+def test_a_short_search_verifies_every_candidate_of_the_module(tmp_path, host_isa):
+    wl = mx.workload("C3D", d=6, h=8, w=16, co=32, kernel_size=3, stride=1, padding=1)
+    space = mx.Space(wl, modules=ISAS[host_isa][0])
+    run = mx.search(space, trials=8, batch_size=8, seed=1, work_dir=tmp_path / "run")
+    run.wait()
+    assert run.status == "done" and run.best is not None
+    assert all(e.ok for e in run.events)
+    mine = [e for e in run.events if e.design_space in _module_spaces(space)]
+    assert mine  # the module's programs were among those measured and checked against the reference
