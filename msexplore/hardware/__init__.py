@@ -38,13 +38,12 @@ def microkernel_module(target: Any = None) -> str:
 
 def cpu_modules(target: Any = None) -> list[str]:
     """The fp32 hardware modules shipped with msexplore that ``target``'s CPU (default: this machine's) can run:
-    its micro-kernel module, then the row-reduction, transposed-convolution, padded-convolution (for the same ISA
-    as the micro-kernels: ``x86-padded-conv`` or ``x86-avx2-padded-conv``) and transpose modules where it has what
-    each needs. ``modules=["default", *mx.hardware.cpu_modules()]`` is what the benchmarks tune with."""
+    its micro-kernel module, then the row-reduction, transposed-convolution, padded-convolution and transpose
+    modules where it has what each needs (``x86-avx2-padded-conv`` is not among them: on a Zen 3 its kernels ran
+    slower than the ones it replaces, see ``hardware/padded.py``).
+    ``modules=["default", *mx.hardware.cpu_modules()]`` is what the benchmarks tune with."""
     resolved = resolve_target(target)
     isa = isa_of(resolved)
     names = ([isa.module] if isa else []) + list(_OTHER_CPU_MODULES)
-    # the padded convolution's micro-kernels are written for one ISA: the one the micro-kernel module is
-    names = [padded.MODULE_NAMES.get(isa.name if isa else "", "") if n == "x86-padded-conv" else n for n in names]
     registered = registered_modules()
-    return [name for name in names if name and not registered[name].requires(resolved)]
+    return [name for name in names if not registered[name].requires(resolved)]

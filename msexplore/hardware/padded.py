@@ -29,6 +29,18 @@ still holds. Listed with ``x86-avx512`` it takes that module's place on such a b
 sets of micro-kernels spent 220 of its trials on the ones that multiply the padding)::
 
     space = mx.Space(mx.workload("C3D"), modules=["default", "x86-padded-conv", "x86-avx512"])
+
+``"x86-avx2-padded-conv"`` is the same on ``x86-avx2``'s ymm micro-kernels (a module does not see the target, so
+each ISA has its own). It is correct and tested, but not shipped (``mx.hardware.cpu_modules()`` leaves it out):
+on a Zen 3 (``znver3``, 2026-12-02) its kernels ran slower than the micro-kernels it replaces. The cause is the
+inlined padding, which the dead taps' removal needs: the rows' and columns' conditions stay in the k-panel, one per
+broadcast, beside only 2 ymm FMAs each. The same micro-kernel sample (4 rows x 2 ymm) ran 133 ms with the padding
+materialized per task and 285 ms with it inlined; 16 random samples of each space: best 106 ms (``x86-avx2``)
+against 176 ms, medians 207 against 245 ms; a 256-trial search of ``default + cpu_modules()`` with it
+ended 1.35x slower than the default space's. On AVX-512 one broadcast feeds 4 zmm FMAs and the inlined padding
+was the fastest placement (Zen 4 and 5). Name it to explore::
+
+    space = mx.Space(mx.workload("C3D"), modules=["default", "x86-avx2-padded-conv", "x86-avx2"])
 """
 
 from __future__ import annotations
@@ -45,12 +57,10 @@ from ..modules import module
 from .isa import AVX2, AVX512, VectorISA, missing_isa
 from .microkernel import NO_MICROKERNEL, _microkernel, _multiply_accumulates
 
-__all__ = ["AVX2_MODULE_NAME", "MIN_DEAD", "MODULE_NAME", "MODULE_NAMES", "PADDED_CONV", "PADDED_CONV_AVX2",
-           "Borders", "borders"]
+__all__ = ["AVX2_MODULE_NAME", "MIN_DEAD", "MODULE_NAME", "PADDED_CONV", "PADDED_CONV_AVX2", "Borders", "borders"]
 
 MODULE_NAME = "x86-padded-conv"  # on AVX-512, beside x86-avx512
-AVX2_MODULE_NAME = "x86-avx2-padded-conv"  # on AVX2, beside x86-avx2
-MODULE_NAMES = {AVX512.name: MODULE_NAME, AVX2.name: AVX2_MODULE_NAME}  # by VectorISA.name
+AVX2_MODULE_NAME = "x86-avx2-padded-conv"  # on AVX2, beside x86-avx2; not shipped (see above)
 MIN_DEAD = 0.05  # the share of the block's multiply-adds the padding must take along the partitioned axis
 MAX_RUNS = 6  # runs of outputs (copies of the micro-kernel) the output axis may be partitioned into
 

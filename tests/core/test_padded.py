@@ -61,10 +61,10 @@ def test_the_modules_are_registered_and_run_before_the_micro_kernel_and_the_tili
     assert mx.registered_modules()[padded.AVX2_MODULE_NAME] is padded.PADDED_CONV_AVX2
     order = [m.name for m in c3d_space.modules]
     assert order.index(modules[1]) < order.index(modules[2]) < order.index("multi_level_tiling")
-    # what the benchmarks tune with: the one written for the micro-kernels' ISA
-    shipped = mx.hardware.cpu_modules(target)
-    assert modules[2] in shipped and modules[1] in shipped
-    assert not {padded.MODULE_NAME, padded.AVX2_MODULE_NAME} - {modules[1]} & set(shipped)
+    # what the benchmarks tune with: the AVX-512 one (the AVX2 twin ran slower than x86-avx2 on a Zen 3)
+    assert padded.MODULE_NAME in mx.hardware.cpu_modules(SKYLAKE)
+    assert padded.AVX2_MODULE_NAME not in mx.hardware.cpu_modules(SKYLAKE)
+    assert not {padded.MODULE_NAME, padded.AVX2_MODULE_NAME} & set(mx.hardware.cpu_modules(HASWELL))
 
 
 @pytest.mark.parametrize(
