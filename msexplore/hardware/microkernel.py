@@ -30,7 +30,7 @@ from tvm.s_tir import Schedule
 
 from .isa import VectorISA
 
-__all__ = ["NO_MICROKERNEL", "design_spaces", "microkernel_applies"]
+__all__ = ["NO_MICROKERNEL", "design_spaces", "fp32_multiply_accumulate", "iter_kinds", "microkernel_applies"]
 
 MAX_PANELS = 16  # reduction panels per reduction axis: the k-panel is at least 1/16 of the reduction
 # a block annotated with it is left to the defaults: a module that wrote its own micro-kernels of the block (as
@@ -41,6 +41,24 @@ NO_MICROKERNEL = "msexplore.no_microkernel"
 def _iter_types(sch: Schedule, block: Any) -> list[str]:
     kinds = {0: "S", 2: "R"}
     return [kinds.get(int(iv.iter_type), "O") for iv in sch.get(block).iter_vars]
+
+
+def iter_kinds(sblock: Any) -> str:
+    """The block's iterators, one letter each: S spatial, R reduction, O any other kind."""
+    kinds = {0: "S", 2: "R"}
+    return "".join(kinds.get(int(iv.iter_type), "O") for iv in sblock.iter_vars)
+
+
+def fp32_multiply_accumulate(sblock: Any) -> str | None:
+    """``iter_kinds`` of a block with one fp32 output updated as ``out = out + a * b`` over at least one reduction
+    and no iterator of another kind, else None: what the modules that rewrite a GEMM's or a convolution's loops
+    start from."""
+    if len(sblock.writes) != 1 or sblock.init is None or str(sblock.writes[0].source.dtype) != "float32":
+        return None
+    if not _multiply_accumulates(sblock):
+        return None
+    kinds = iter_kinds(sblock)
+    return None if "O" in kinds or "R" not in kinds else kinds
 
 
 def _multiply_accumulates(sblock: Any) -> bool:

@@ -55,7 +55,7 @@ from tvm.sym.pattern import detect_linear_equation
 
 from ..modules import module
 from .isa import AVX2, AVX512, VectorISA, missing_isa
-from .microkernel import NO_MICROKERNEL, _microkernel, _multiply_accumulates
+from .microkernel import NO_MICROKERNEL, _microkernel, fp32_multiply_accumulate, iter_kinds
 
 __all__ = ["AVX2_MODULE_NAME", "MIN_DEAD", "MODULE_NAME", "PADDED_CONV", "PADDED_CONV_AVX2", "Borders", "borders"]
 
@@ -78,11 +78,6 @@ class Borders:
     taps: int
     dead: float
     pad: str
-
-
-def _iter_types(sblock: Any) -> str:
-    kinds = {0: "S", 2: "R"}
-    return "".join(kinds.get(int(iv.iter_type), "O") for iv in sblock.iter_vars)
 
 
 def _loops_around(sch: Schedule, block: Any) -> int:
@@ -126,7 +121,7 @@ def _pad_bounds(pad: Any) -> dict[int, tuple[int, int]] | None:
     """``{dimension: (lo, hi)}`` of a padding block ``P[v..] = if_then_else(lo <= v_k and v_k < hi .., x, 0)``."""
     store = pad.body
     select = tvm.ir.Op.get("prim.if_then_else")
-    if not isinstance(store, tvm.tirx.BufferStore) or pad.init is not None or "R" in _iter_types(pad):
+    if not isinstance(store, tvm.tirx.BufferStore) or pad.init is not None or "R" in iter_kinds(pad):
         return None
     value = store.value
     if not (isinstance(value, tvm.ir.expr.Call) and value.op.same_as(select)):
@@ -181,12 +176,8 @@ def borders(sch: Schedule, block: Any, isa: VectorISA = AVX512) -> Borders | Non
 
     It reads the block and the function, not the schedule: no instruction is added to the trace."""
     sblock = sch.get(block)
-    if len(sblock.writes) != 1 or sblock.init is None or str(sblock.writes[0].source.dtype) != "float32":
-        return None
-    if not _multiply_accumulates(sblock):
-        return None
-    types = _iter_types(sblock)
-    if "O" in types or "R" not in types:
+    types = fp32_multiply_accumulate(sblock)
+    if types is None:
         return None
     first_r = types.index("R")
     if first_r < 3 or "S" in types[first_r:]:  # an outer spatial axis besides the rows and the vector axis
@@ -229,7 +220,7 @@ def borders(sch: Schedule, block: Any, isa: VectorISA = AVX512) -> Borders | Non
 
 def _schedule(isa: VectorISA, sch: Schedule, block: Any, found: Borders, vecs: int, pack: bool) -> Schedule:
     sch.compute_inline(sch.get_sblock(found.pad))
-    first_r = _iter_types(sch.get(block)).index("R")
+    first_r = iter_kinds(sch.get(block)).index("R")
     _microkernel(isa, sch, block, vecs, pack, serial=found.axis, whole_reduction=found.reduction - first_r,
                  fuse_vector=True)
     loops = sch.get_loops(block)
@@ -255,7 +246,7 @@ def _schedule(isa: VectorISA, sch: Schedule, block: Any, found: Borders, vecs: i
 def _design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
     found = borders(sch, block, isa)
     assert found is not None  # when= checked it
-    vector = _iter_types(sch.get(block)).index("R") - 1
+    vector = iter_kinds(sch.get(block)).index("R") - 1
     extent = int(sch.get(block).iter_vars[vector].dom.extent)
     out = []
     for vecs in isa.panel_widths(extent):

@@ -40,6 +40,7 @@ from tvm.s_tir import Schedule
 from ..modules import module
 from . import vector_exp
 from .avx2 import missing_avx2
+from .microkernel import iter_kinds
 
 __all__ = ["MODULE_NAME", "ROW_REDUCTION", "RowChain", "row_chain"]
 
@@ -64,11 +65,6 @@ class RowChain:
     cols: int  # extent of the row itself (a multiple of 16)
 
 
-def _iter_types(sblock: Any) -> str:
-    kinds = {0: "S", 2: "R"}
-    return "".join(kinds.get(int(iv.iter_type), "O") for iv in sblock.iter_vars)
-
-
 def _extents(sblock: Any) -> tuple[int, ...] | None:
     out = []
     for iv in sblock.iter_vars:
@@ -91,7 +87,7 @@ def row_chain(sch: Schedule, block: Any) -> RowChain | None:
     if not nests or not nests[-1][0].same_as(out):
         return None
     out_extents = _extents(out)
-    if out_extents is None or len(out_extents) < 2 or _iter_types(out) != "S" * len(out_extents):
+    if out_extents is None or len(out_extents) < 2 or iter_kinds(out) != "S" * len(out_extents):
         return None
     *rows, cols = out_extents
     if cols % LANES:
@@ -99,7 +95,7 @@ def row_chain(sch: Schedule, block: Any) -> RowChain | None:
     kinds: dict[str, list[str]] = {"R": [], "E": [], "P": [], "X": []}
     order = []
     for sblock, depth in nests:
-        types, extents = _iter_types(sblock), _extents(sblock)
+        types, extents = iter_kinds(sblock), _extents(sblock)
         if extents is None or depth != len(extents) or len(sblock.writes) != 1:
             return None
         if str(sblock.writes[0].source.dtype) != "float32":

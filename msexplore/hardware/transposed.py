@@ -40,7 +40,7 @@ from tvm.s_tir import Schedule
 
 from ..modules import module
 from .avx512 import LANES, missing_avx512
-from .microkernel import _multiply_accumulates
+from .microkernel import fp32_multiply_accumulate, iter_kinds
 
 __all__ = ["MODULE_NAME", "TRANSPOSED_CONV", "Phases", "phases"]
 
@@ -60,13 +60,8 @@ class Phases:
     vector: int
 
 
-def _iter_types(sblock: Any) -> str:
-    kinds = {0: "S", 2: "R"}
-    return "".join(kinds.get(int(iv.iter_type), "O") for iv in sblock.iter_vars)
-
-
 def _product(store: Any) -> Any:
-    """The ``a * b`` of ``out = out + a * b`` (``_multiply_accumulates`` has checked the form)."""
+    """The ``a * b`` of ``out = out + a * b`` (``fp32_multiply_accumulate`` has checked the form)."""
     value = store.value
     a, b = value.a, value.b
     source = getattr(a, "source", None)
@@ -130,12 +125,8 @@ def phases(sch: Schedule, block: Any) -> Phases | None:
 
     It reads the block, not the schedule: no instruction is added to the trace."""
     sblock = sch.get(block)
-    if len(sblock.writes) != 1 or sblock.init is None or str(sblock.writes[0].source.dtype) != "float32":
-        return None
-    if not _multiply_accumulates(sblock):
-        return None
-    types = _iter_types(sblock)
-    if "O" in types or "R" not in types or "S" not in types:
+    types = fp32_multiply_accumulate(sblock)
+    if types is None or "S" not in types:
         return None
     first_r = types.index("R")
     if "S" in types[first_r:]:
@@ -189,7 +180,7 @@ def _divisors(extent: int, at_most: int) -> list[int]:
 
 def _schedule(sch: Schedule, block: Any, found: Phases) -> Schedule:
     sblock = sch.get(block)
-    types = _iter_types(sblock)
+    types = iter_kinds(sblock)
     loops = sch.get_loops(block)
     spatial = set(range(types.index("R")))
     phase_of = {s: stride for s, _, stride in found.pairs}
@@ -252,7 +243,7 @@ def _materialize(sch: Schedule, producer: Any) -> None:
     not inline a block with a condition on CPU and place it at a sampled loop inside the micro-kernel instead, which
     recomputed it per task.)"""
     loops = sch.get_loops(producer)
-    if "R" in _iter_types(sch.get(producer)) or len(loops) != len(sch.get(producer).iter_vars):
+    if "R" in iter_kinds(sch.get(producer)) or len(loops) != len(sch.get(producer).iter_vars):
         return
     sch.annotate(producer, "schedule_rule", "None")
     inner = loops[-1]

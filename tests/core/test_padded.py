@@ -9,9 +9,9 @@ x86 machine; the tests that run kernels need a host with the ISA and are skipped
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import tvm
+from reference_check import assert_samples_match_the_reference
 from tvm import s_tir, tirx
 from x86_targets import HASWELL, SANDY_BRIDGE, SKYLAKE, needs_avx2_host, needs_avx512_host
 
@@ -19,7 +19,6 @@ import msexplore as mx
 from msexplore.hardware import padded
 from msexplore.hardware.microkernel import NO_MICROKERNEL
 from msexplore.modules import ModuleNotApplicable
-from msexplore.target import host_target
 
 MODULES = ["default", padded.MODULE_NAME, "x86-avx512"]
 AVX2_MODULES = ["default", padded.AVX2_MODULE_NAME, "x86-avx2"]
@@ -182,11 +181,6 @@ def test_no_multiply_add_by_the_depth_padding_is_left(c3d, c3d_space, isa):
         assert _executed_multiply_adds(sample.schedule.mod) == outputs_per_frame * 8 * 7 * taps_per_depth_tap
 
 
-def _full_range(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    x = rng.uniform(-1.0, 1.0, shape)
-    return (x * 10.0 ** rng.integers(-3, 3, shape)).astype(np.float32)
-
-
 HOST_ISAS = [pytest.param("avx512", marks=needs_avx512_host), pytest.param("avx2", marks=needs_avx2_host)]
 
 
@@ -205,19 +199,8 @@ def test_samples_match_the_reference_on_full_range_inputs(params, host_isa):
     mine = _module_spaces(space)
     samples = [s for s in space.sample(16, seed=1) if s.valid and s.design_space in mine][:3]
     assert samples
-    rng = np.random.default_rng(2)
-    inputs = [_full_range(rng, tuple(spec.shape)) for spec in wl.args[:2]]
-    out_shape = tuple(wl.args[2].shape)
-    zeros = np.zeros(out_shape, np.float32)
-    (expected,) = wl.reference([*inputs, zeros])
-    (magnitude,) = wl.reference([np.abs(a) for a in inputs] + [zeros])
     terms = params.get("kernel_size", 7) ** 3 * 3
-    for sample in samples:
-        lib = tvm.tirx.build(sample.schedule.mod, host_target())
-        out = tvm.runtime.tensor(np.full(out_shape, np.nan, np.float32))  # every element must be written
-        lib["main"](*(tvm.runtime.tensor(a) for a in inputs), out)
-        error = np.abs(out.numpy() - expected)
-        assert np.all(error <= terms * np.finfo(np.float32).eps * magnitude), sample.decisions
+    assert_samples_match_the_reference(wl, samples, terms)
 
 
 @pytest.mark.parametrize("host_isa", HOST_ISAS)

@@ -10,16 +10,15 @@ from __future__ import annotations
 
 import re
 
-import numpy as np
 import pytest
 import tvm
+from reference_check import assert_samples_match_the_reference
 from tvm import s_tir, tirx
 from x86_targets import HASWELL, SKYLAKE, needs_avx512_host
 
 import msexplore as mx
 from msexplore.hardware import transposed
 from msexplore.modules import ModuleNotApplicable
-from msexplore.target import host_target
 
 MODULES = ["default", transposed.MODULE_NAME]
 BLOCK = "conv2d_transpose_nhwc"
@@ -118,11 +117,6 @@ def test_no_multiply_add_by_a_dilation_zero_is_left(t2d, t2d_samples):
     assert all(_multiply_adds(s.schedule.mod)[1] > 0 for s in default)
 
 
-def _full_range(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
-    x = rng.uniform(-1.0, 1.0, shape)
-    return (x * 10.0 ** rng.integers(-3, 3, shape)).astype(np.float32)
-
-
 @needs_avx512_host
 @pytest.mark.parametrize(
     "params",
@@ -136,21 +130,8 @@ def test_samples_match_the_reference_on_full_range_inputs(params):
     wl = mx.workload("T2D", **params)
     samples = [s for s in mx.Space(wl, modules=MODULES).sample(4, seed=1) if s.valid]
     assert samples and all(s.design_space == 0 for s in samples)
-    rng = np.random.default_rng(2)
-    inputs = [_full_range(rng, tuple(spec.shape)) for spec in wl.args[:2]]
-    out_shape = tuple(wl.args[2].shape)
-    zeros = np.zeros(out_shape, np.float32)
-    (expected,) = wl.reference([*inputs, zeros])
-    # values from 1e-3 to 1e2 cancel in the sums: bound the error by the sum of the terms' magnitudes (the
-    # reference on |inputs|), times float32's rounding over the kernel's reduction, in either summation order
-    (magnitude,) = wl.reference([np.abs(a) for a in inputs] + [zeros])
     terms = params.get("kernel_size", 4) ** 2 * params["ci"]
-    for sample in samples:
-        lib = tvm.tirx.build(sample.schedule.mod, host_target())
-        out = tvm.runtime.tensor(np.full(out_shape, np.nan, np.float32))  # every element must be written
-        lib["main"](*(tvm.runtime.tensor(a) for a in inputs), out)
-        error = np.abs(out.numpy() - expected)
-        assert np.all(error <= terms * np.finfo(np.float32).eps * magnitude), sample.decisions
+    assert_samples_match_the_reference(wl, samples, terms)
 
 
 @needs_avx512_host
