@@ -38,11 +38,6 @@ MAX_PANELS = 16  # reduction panels per reduction axis: the k-panel is at least 
 NO_MICROKERNEL = "msexplore.no_microkernel"
 
 
-def _iter_types(sch: Schedule, block: Any) -> list[str]:
-    kinds = {0: "S", 2: "R"}
-    return [kinds.get(int(iv.iter_type), "O") for iv in sch.get(block).iter_vars]
-
-
 def iter_kinds(sblock: Any) -> str:
     """The block's iterators, one letter each: S spatial, R reduction, O any other kind."""
     kinds = {0: "S", 2: "R"}
@@ -94,7 +89,7 @@ def microkernel_applies(isa: VectorISA, sch: Schedule, block: Any) -> bool:
         return False
     if not _multiply_accumulates(sblock):
         return False
-    types = _iter_types(sch, block)
+    types = iter_kinds(sch.get(block))
     if "O" in types or "R" not in types or types.count("S") < 2:
         return False
     first_r = types.index("R")
@@ -149,7 +144,7 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     ``fuse_vector`` makes the register block's vectors one vectorized loop, as the defaults' postprocessor does
     when the root is left to it (a schedule that leaves the root alone must do it itself: unrolled 16-lane
     vectors ran C3D 3.5x slower than one 64-lane loop, measured on a Zen 5)."""
-    types = _iter_types(sch, block)
+    types = iter_kinds(sch.get(block))
     first_r = types.index("R")
     loops = sch.get_loops(block)
     spatial, reductions = loops[:first_r], loops[first_r:]
@@ -227,7 +222,7 @@ def _panel_map(nr: int) -> Any:
 def design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
     """The module's spaces for ``block``: one micro-kernel per panel width, with and without packing, and for a
     block with several reduction axes (a convolution) its default design spaces as well."""
-    types = _iter_types(sch, block)
+    types = iter_kinds(sch.get(block))
     j = types.index("R") - 1
     extent = int(sch.get(sch.get_loops(block)[j]).extent)
     out = []
