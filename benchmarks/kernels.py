@@ -146,8 +146,9 @@ def _as_numpy(out: Any) -> np.ndarray:
 
 def tune(
     wl: Any, modules: list[str], trials: int, work_dir: str, batch: int, strategy: dict[str, Any]
-) -> tuple[Any, float, int]:
-    """Best kernel's IRModule, the search wall time and the number of valid candidates."""
+) -> tuple[Any, float, int, dict[str, Any]]:
+    """Best kernel's IRModule, the search wall time, the number of valid candidates, and where the search spent
+    its trials (``spent``)."""
     import msexplore as mx
 
     space = mx.Space(wl, modules=modules)
@@ -157,7 +158,34 @@ def tune(
     wall = time.perf_counter() - t0
     if run.status != "done" or run.best is None:
         raise RuntimeError(f"search of {wl.name} with {modules} ended {run.status}: {run.error}")
-    return run.best.mod, wall, sum(1 for e in run.events if e.ok)
+    return run.best.mod, wall, sum(1 for e in run.events if e.ok), spent(space, run.events)
+
+
+def spent(space: Any, events: Any) -> dict[str, Any]:
+    """Per design space (its index and the modules that made it): trials, valid trials and the best latency, and
+    the best candidate's design space and decisions. Where a search's best came from, and how many of its trials
+    went where, is what says whether a module's space or the search's budget is the limit."""
+    origin = {ds.index: "+".join(sorted({rv.module for rv in ds.random_variables})) for ds in space.design_spaces}
+    per: dict[int, dict[str, Any]] = {}
+    for e in events:
+        row = per.setdefault(e.design_space, {"modules": origin.get(e.design_space, "?"), "trials": 0, "valid": 0,
+                                              "best_us": None})
+        row["trials"] += 1
+        if e.ok:
+            row["valid"] += 1
+            us = e.latency_s * 1e6
+            row["best_us"] = us if row["best_us"] is None else min(row["best_us"], us)
+    ok = [e for e in events if e.ok]
+    best = min(ok, key=lambda e: e.latency_s) if ok else None
+    return {
+        "design_spaces": {str(k): v for k, v in sorted(per.items())},
+        "best_design_space": None if best is None else best.design_space,
+        "best_decisions": None if best is None else {k: _plain(v) for k, v in best.decisions.items()},
+    }
+
+
+def _plain(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
 
 
 def per_call(fn: Callable[[], Any], min_seconds: float) -> float:
@@ -225,7 +253,7 @@ def run(quick: bool = False, only: list[str] | None = None, strategy: str = "evo
             timers: dict[str, Callable[[], float]] = {}
             info: dict[str, Any] = {"case": case.label, "workload": repr(wl), "trials": case.trials}
             for name, modules in spaces.items():
-                mod, wall, valid = tune(
+                mod, wall, valid, info[f"spent:{name}"] = tune(
                     wl, modules, case.trials, os.path.join(root, f"{index}-{case.op}-{name}"), batch, options
                 )
                 timers[f"tvm:{name}"], out = tvm_timer(mod, wl, target, inputs)

@@ -191,7 +191,7 @@ def run(quick: bool = False, only: list[str] | None = None) -> dict:
                     searched[signature] = tune(wl, modules, trials, work_dir, batch, strategy)
                 else:
                     info["shipped_is_default_space"] = True
-                mod, wall, valid = searched[signature]
+                mod, wall, valid, info[f"spent:{name}"] = searched[signature]
                 kernels[name], out = tvm_timer(mod, wl, target, inputs)
                 np.testing.assert_allclose(out, expected, rtol=rtol, atol=atol)
                 info[f"search_s:{name}"], info[f"valid:{name}"] = wall, valid
