@@ -41,6 +41,14 @@ ended 1.35x slower than the default space's. On AVX-512 one broadcast feeds 4 zm
 was the fastest placement (Zen 4 and 5). Name it to explore::
 
     space = mx.Space(mx.workload("C3D"), modules=["default", "x86-avx2-padded-conv", "x86-avx2"])
+
+What the inlined padding still costs on AVX-512 (a Sapphire Rapids-class Xeon, 2026-12-02; the README's C3D
+section): the rows' and columns' conditions stay in the k-panel, TVM lowers each ``if_then_else`` to a branch
+(the load it guards may be out of bounds), and around it LLVM keeps the accumulators in memory: a 4 x 4 block
+ran 47 ms, 8 x 2 and 7 x 4 83-87 ms, against 34.6-38 ms for the same blocks on an input padded beforehand along
+the rows and columns (PyTorch: 34 ms). The search's best here (37.4 ms, 0.90x PyTorch) was a 1-row block that
+LLVM unrolled itself. Keeping the rows' and columns' padding materialized while clipping the depth cannot be
+written with schedule primitives (the dead taps would read zeros the simplifier cannot see); that is the next step.
 """
 
 from __future__ import annotations
