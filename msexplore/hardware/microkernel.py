@@ -137,13 +137,20 @@ def _uses(expr: Any, var: Any) -> bool:
 
 
 def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: bool, serial: int | None = None,
-                 whole_reduction: int | None = None, fuse_vector: bool = False) -> Schedule:
+                 whole_reduction: int | None = None, fuse_vector: bool = False, tasks_by_outer_axes: bool = False,
+                 whole_in_panel: tuple[int, ...] = ()) -> Schedule:
     """The micro-kernel of the module's doc on ``block``. ``serial`` (an outer spatial axis, by position) is kept
     whole, one loop inside each parallel task and outside the reductions, and ``whole_reduction`` (by position
     among the reduction axes) one unsplit loop outside the k-panel: where ``x86-padded-conv`` partitions them.
     ``fuse_vector`` makes the register block's vectors one vectorized loop, as the defaults' postprocessor does
     when the root is left to it (a schedule that leaves the root alone must do it itself: unrolled 16-lane
-    vectors ran C3D 3.5x slower than one 64-lane loop, measured on a Zen 5)."""
+    vectors ran C3D 3.5x slower than one 64-lane loop, measured on a Zen 5).
+
+    ``tasks_by_outer_axes`` makes the parallel tasks the outer spatial axes whole (but ``serial``) and the vector
+    axis's panels, with the row axis whole inside each task, and ``whole_in_panel`` (positions among the reduction
+    axes) keeps those reductions unsplit inside the k-panel: then the bounds of a row tile and of a task are
+    constants, and the loop partition ``x86-padded-conv`` asks TVM's lowering for at the padding's edges
+    (``pragma_loop_partition_hint``) splits them at constant points."""
     types = iter_kinds(sch.get(block))
     first_r = types.index("R")
     loops = sch.get_loops(block)
@@ -164,11 +171,18 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     j_rest, lanes = sch.split(j, [None, isa.lanes])
     j_outer, vec = sch.split(j_rest, [None, vecs])
     j0, j1 = sch.split(j_outer, sch.sample_perfect_tile(j_outer, n=2, max_innermost_factor=16))
-    # row axis: [i0 (parallel), i1 (rows per cache block), rows (register block)]
-    i0, i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=3, max_innermost_factor=isa.max_rows(vecs)))
-    # other spatial axes (batch, image rows): [parallel, per task]
-    outer_tiles = [sch.split(lp, sch.sample_perfect_tile(lp, n=2, max_innermost_factor=64))
-                   for k, lp in enumerate(outer) if k != serial]
+    rows_max = isa.max_rows(vecs)
+    if tasks_by_outer_axes:
+        # row axis: [i1 (rows per cache block), rows (register block)]; other spatial axes whole, in parallel
+        i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=2, max_innermost_factor=rows_max))
+        row_tasks, outer_tiles = [], [[lp, None] for k, lp in enumerate(outer) if k != serial]
+    else:
+        # row axis: [i0 (parallel), i1 (rows per cache block), rows (register block)]
+        i0, i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=3, max_innermost_factor=rows_max))
+        row_tasks = [i0]
+        # other spatial axes (batch, image rows): [parallel, per task]
+        outer_tiles = [sch.split(lp, sch.sample_perfect_tile(lp, n=2, max_innermost_factor=64))
+                       for k, lp in enumerate(outer) if k != serial]
     # reductions: [panel loop, k-panel just outside the register block]. The sampled tile is (panel length,
     # panels) with at most MAX_PANELS panels, used in reverse: the k-panel stays long enough to keep the
     # accumulators in registers (a 1-long panel would load and store them on every k step)
@@ -176,15 +190,18 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     for k, lp in enumerate(reductions):
         if k == whole_reduction:
             continue
+        if k in whole_in_panel:
+            red_tiles.append([None, lp])
+            continue
         length, panels = sch.sample_perfect_tile(lp, n=2, max_innermost_factor=MAX_PANELS)
         red_tiles.append(sch.split(lp, [panels, length]))
 
-    par_loops = [t[0] for t in outer_tiles] + [j0, i0]
+    par_loops = [t[0] for t in outer_tiles] + [j0, *row_tasks]
     kept = [outer[serial]] if serial is not None else []
     whole = [reductions[whole_reduction]] if whole_reduction is not None else []
     sch.reorder(
-        *par_loops, *kept, *[t[1] for t in outer_tiles], *whole, *[t[0] for t in red_tiles], j1, i1,
-        *[t[1] for t in red_tiles], rows, vec, lanes,
+        *par_loops, *kept, *[t[1] for t in outer_tiles if t[1] is not None], *whole,
+        *[t[0] for t in red_tiles if t[0] is not None], j1, i1, *[t[1] for t in red_tiles], rows, vec, lanes,
     )
     fused = sch.fuse(*par_loops)
     sch.parallel(fused)

@@ -38,17 +38,28 @@ broadcast, beside only 2 ymm FMAs each. The same micro-kernel sample (4 rows x 2
 materialized per task and 285 ms with it inlined; 16 random samples of each space: best 106 ms (``x86-avx2``)
 against 176 ms, medians 207 against 245 ms; a 256-trial search of ``default + cpu_modules()`` with it
 ended 1.35x slower than the default space's. On AVX-512 one broadcast feeds 4 zmm FMAs and the inlined padding
-was the fastest placement (Zen 4 and 5). Name it to explore::
+was the fastest placement (Zen 4 and 5). Those measurements predate the partition of the rows' and columns'
+padding described next, which the AVX2 twin shares; it has not been re-measured on an AVX2-only CPU since.
+Name it to explore::
 
     space = mx.Space(mx.workload("C3D"), modules=["default", "x86-avx2-padded-conv", "x86-avx2"])
 
-What the inlined padding still costs on AVX-512 (a Sapphire Rapids-class Xeon, 2026-12-02; the README's C3D
-section): the rows' and columns' conditions stay in the k-panel, TVM lowers each ``if_then_else`` to a branch
-(the load it guards may be out of bounds), and around it LLVM keeps the accumulators in memory: a 4 x 4 block
-ran 47 ms, 8 x 2 and 7 x 4 83-87 ms, against 34.6-38 ms for the same blocks on an input padded beforehand along
-the rows and columns (PyTorch: 34 ms). The search's best here (37.4 ms, 0.90x PyTorch) was a 1-row block that
-LLVM unrolled itself. Keeping the rows' and columns' padding materialized while clipping the depth cannot be
-written with schedule primitives (the dead taps would read zeros the simplifier cannot see); that is the next step.
+The rows' and columns' padding stays inline, and TVM's lowering partitions it away. The micro-kernels of this
+module make the parallel tasks the outer axes whole (C3D: one image row each) and keep the row axis whole inside
+each task (tiles of the register block's rows, no parallel split), with the window's rows and columns whole in
+the k-panel; they ask for ``pragma_loop_partition_hint`` on the parallel loop and on the row tiles, and TVM's
+``LoopPartition`` pass (in every build: ``tvm.tirx.build``'s default pipeline) splits both where the pad's
+condition is provably true. The interior tasks' interior row tiles then run without any condition; only border
+rows and the border row tiles keep it. A schedule's own ``loop_partition`` could not do this, because the edges
+move with the sampled row tile; with the structure above, the pass sees constant bounds. (Where a reduction's
+panel loop sat outside the row tiles, the pass partitioned at symbolic points and the kernel ran 2x slower.)
+
+What it was worth, on a Sapphire Rapids-class Xeon with 2 cores (2026-12-02; the README's C3D section): before
+this change the rows' and columns' conditions stayed in the k-panel. TVM lowers each ``if_then_else`` to a branch,
+and LLVM kept the accumulators in memory around it: a 4 x 4 block ran 47 ms and 8 x 2 87 ms, against 34.7 ms for
+the same blocks on an input padded beforehand. The search's best was 37.6 ms, 0.90x PyTorch. With the partition,
+the 256-trial benchmark's shipped C3D ran 31.9 ms against PyTorch's 32.5 ms (1.02x on 2 cores, 1.04x on 1); its
+best was the 4 x 4 block.
 """
 
 from __future__ import annotations
@@ -63,7 +74,7 @@ from tvm.sym.pattern import detect_linear_equation
 
 from ..modules import module
 from .isa import AVX2, AVX512, VectorISA, missing_isa
-from .microkernel import NO_MICROKERNEL, _microkernel, fp32_multiply_accumulate, iter_kinds
+from .microkernel import NO_MICROKERNEL, _microkernel, _uses, fp32_multiply_accumulate, iter_kinds
 
 __all__ = ["AVX2_MODULE_NAME", "MIN_DEAD", "MODULE_NAME", "PADDED_CONV", "PADDED_CONV_AVX2", "Borders", "borders"]
 
@@ -77,8 +88,9 @@ MAX_RUNS = 6  # runs of outputs (copies of the micro-kernel) the output axis may
 class Borders:
     """Where a block's padding is: the output axis and its kernel axis (positions among the block's iterators),
     the runs ``(outputs, first live tap, end of the live taps)`` of consecutive outputs with the same live taps,
-    the kernel's extent, the share of the block's multiply-adds that read padding along the axis, and the padding
-    block to inline."""
+    the kernel's extent, the share of the block's multiply-adds that read padding along the axis, the padding
+    block to inline, and the other reductions that index a padded dimension (the rows' and columns' kernel axes:
+    positions among the block's iterators)."""
 
     axis: int
     reduction: int
@@ -86,6 +98,7 @@ class Borders:
     taps: int
     dead: float
     pad: str
+    window: tuple[int, ...] = ()
 
 
 def _loops_around(sch: Schedule, block: Any) -> int:
@@ -222,18 +235,29 @@ def borders(sch: Schedule, block: Any, isa: VectorISA = AVX512) -> Borders | Non
                     dead = sum(n * (extents[r] - (end - first)) for n, first, end in runs)
                     share = dead / (extents[s] * extents[r])
                     if share >= MIN_DEAD and (best is None or share > best.dead):
-                        best = Borders(s, r, tuple(runs), extents[r], share, pad.name_hint)
+                        window = tuple(sorted({q for dim in bounds for q in range(first_r, len(types))
+                                               if q != r and _uses(region.region[dim].min, ivars[q])}))
+                        best = Borders(s, r, tuple(runs), extents[r], share, pad.name_hint, window)
     return best
 
 
 def _schedule(isa: VectorISA, sch: Schedule, block: Any, found: Borders, vecs: int, pack: bool) -> Schedule:
     sch.compute_inline(sch.get_sblock(found.pad))
-    first_r = iter_kinds(sch.get(block)).index("R")
+    types = iter_kinds(sch.get(block))
+    first_r = types.index("R")
+    window = tuple(q - first_r for q in found.window)
     _microkernel(isa, sch, block, vecs, pack, serial=found.axis, whole_reduction=found.reduction - first_r,
-                 fuse_vector=True)
+                 fuse_vector=True, tasks_by_outer_axes=True, whole_in_panel=window)
     loops = sch.get_loops(block)
-    # [parallel, the output axis, per-task tiles of the other outer axes, the kernel axis, ...]
-    kernel_at = 1 + (first_r - 3)
+    # [parallel, the output axis, the kernel axis, the other reductions' panels, the vector axis's panels, the
+    # row tiles, the k-panel, the register block]
+    row_tiles = loops[3 + (len(types) - first_r - 1 - len(window)) + 1]
+    kernel_at = 1  # in a partition of the output axis: [the output axis, the kernel axis, ...]
+    # the rows' and columns' padding: TVM's lowering partitions the tasks and the row tiles at its edges, so the
+    # interior's register blocks run without a condition (a schedule's loop_partition cannot: the edges move with
+    # the sampled tiles)
+    for loop in (loops[0], row_tiles):
+        sch.annotate(loop, "pragma_loop_partition_hint", 1)
     counts = [n for n, _, _ in found.runs]
     parts = sch.loop_partition(loops[1], [*counts[:-1], None])
     for part, (_, first, end) in zip(parts, found.runs):

@@ -19,6 +19,7 @@ import msexplore as mx
 from msexplore.hardware import padded
 from msexplore.hardware.microkernel import NO_MICROKERNEL
 from msexplore.modules import ModuleNotApplicable
+from msexplore.schedules import replay
 
 MODULES = ["default", padded.MODULE_NAME, "x86-avx512"]
 AVX2_MODULES = ["default", padded.AVX2_MODULE_NAME, "x86-avx2"]
@@ -118,9 +119,13 @@ def test_the_module_replaces_the_micro_kernels_and_keeps_the_default_spaces(c3d,
     assert sorted(unmarked) == sorted(d.signature for d in default.design_spaces)
     for k in mine:
         names = set(c3d_space.design_spaces[k].by_name())
-        # the depth and its kernel axis are not tiled (they are partitioned); the pad is inlined, not placed
-        assert f"{BLOCK}.tile_w" in names and f"{BLOCK}.tile_h" in names
-        assert not {f"{BLOCK}.tile_d", f"{BLOCK}.tile_rd", "PadInput.compute_location"} & names
+        # sampled: the register block's rows, the vector panels and the unpadded channels' k-panel. Not tiled: the
+        # depth and its kernel axis (partitioned), the image rows (whole in the parallel tasks) and the window's
+        # rows and columns (whole in the k-panel), so TVM's lowering partitions the tasks and the row tiles at
+        # constant points; the pad is inlined, not placed
+        assert {f"{BLOCK}.tile_w", f"{BLOCK}.tile_rc"} <= names
+        assert not {f"{BLOCK}.tile_d", f"{BLOCK}.tile_rd", f"{BLOCK}.tile_h", f"{BLOCK}.tile_rh",
+                    f"{BLOCK}.tile_rw", "PadInput.compute_location"} & names
     # without the module, the micro-kernel module writes its micro-kernels of the block as before
     alone = mx.Space(c3d, modules=["default", modules[2]], target=target)
     assert len(alone.design_spaces) == kernels + 3 and not _module_spaces(alone)
@@ -179,6 +184,61 @@ def test_no_multiply_add_by_the_depth_padding_is_left(c3d, c3d_space, isa):
     assert default
     for sample in default:
         assert _executed_multiply_adds(sample.schedule.mod) == outputs_per_frame * 8 * 7 * taps_per_depth_tap
+
+
+# the same, through the pass that acts on the module's pragma_loop_partition_hint (as in s_tir's pipeline)
+PARTITIONED = [*LOWERING[:-3], tirx.transform.NarrowDataType(32), s_tir.transform.LoopPartition(),
+               tirx.transform.StmtSimplify(), tirx.transform.RemoveNoOp()]
+
+
+def _guarded_multiply_adds(mod: tvm.IRModule) -> tuple[int, int]:
+    """(multiply-adds into the output a run executes, those whose load of the input is under a condition)."""
+    body = tvm.ir.transform.Sequential(PARTITIONED)(mod)["main"].body
+    counts = [0, 0]
+
+    def visit(stmt, times: int) -> None:
+        if isinstance(stmt, tirx.For):
+            visit(stmt.body, times * int(stmt.extent))
+        elif isinstance(stmt, tirx.SeqStmt):
+            for s in stmt.seq:
+                visit(s, times)
+        elif isinstance(stmt, tirx.BufferStore):
+            if BLOCK in stmt.buffer.name and "weight" in str(stmt.value):
+                counts[0] += times
+                counts[1] += times if "if_then_else" in str(stmt.value) else 0
+        elif isinstance(stmt, tirx.IfThenElse):
+            raise AssertionError("a branch around a multiply-add: the count would not be exact")
+        else:
+            body = getattr(stmt, "body", None)
+            if body is not None:
+                visit(body, times)
+
+    visit(body, 1)
+    return counts[0], counts[1]
+
+
+def test_the_interior_runs_without_a_condition_on_the_rows_and_columns(c3d, c3d_space, isa):
+    # 16 x 16 outputs per frame; output row/column o reads 2o - 3 .. 2o + 3 of 0 .. 31: rows 0, 1 and 15 read
+    # padding, 2 .. 14 do not. The image rows are whole in the tasks (partitioned row by row), the columns are
+    # the register block's rows (partitioned tile by tile: a tile with one border column keeps its condition)
+    samples = [s for s in c3d_space.sample(24, seed=0) if s.valid and s.design_space in _module_spaces(c3d_space)]
+    assert samples, "no sample of the module's design spaces"
+    tiles = set()
+    for sample in samples[:4]:
+        rows = sample.decisions[f"{BLOCK}.tile_w"][-1]
+        tiles.add(rows)
+        interior_columns = sum(rows for t in range(0, 16, rows) if t >= 2 and t + rows - 1 <= 14)
+        total, guarded = _guarded_multiply_adds(sample.schedule.mod)
+        assert total == _executed_multiply_adds(sample.schedule.mod)  # the partition computes the same
+        assert guarded == total * (1 - 13 * interior_columns / (16 * 16)), sample.decisions
+    assert tiles != {16}, "every sample's row tile was the whole row: nothing proved about the interior"
+    # the same trace without the module's hints: TVM's lowering leaves the condition on every multiply-add
+    trace = samples[0].trace
+    kept = [i for i in trace.insts if "pragma_loop_partition_hint" not in str(i.attrs)]
+    assert len(kept) < len(trace.insts)
+    bare = replay(s_tir.Trace(kept, {i: d for i, d in trace.decisions.items() if i in kept}), c3d)
+    total, guarded = _guarded_multiply_adds(bare.mod)
+    assert guarded == total > 0
 
 
 HOST_ISAS = [pytest.param("avx512", marks=needs_avx512_host), pytest.param("avx2", marks=needs_avx2_host)]
