@@ -14,7 +14,12 @@ kernel into panels ``[.., j // NR, <reduction>, j % NR]`` (``NR = vecs * lanes``
 as one contiguous stream: without that, a 1024-wide row-major B puts every k step on a new 4 KiB page and in
 the same L1 set. Because a layout's index map cannot depend on a sampled value, ``vecs`` and packing are
 chosen per *design space* (the module forks the space: one per panel width, with and without packing)
-while rows, cache blocks and k-panels are sampled tiles the evolutionary search mutates.
+while rows, cache blocks and k-panels are sampled tiles the evolutionary search mutates. Sampled rows are perfect
+tiles of the row axis, so on 1024 rows at most 4 x 4 or 8 x 2 zmm accumulators; for a block with one reduction
+(GEMM) the module adds, per panel width, a design space with the register block that fills the registers
+(``ragged_rows``: 6 x 4 or 14 x 2 zmm) where those rows do not divide the axis. Its last row tile is guarded,
+and the tile loop carries ``pragma_loop_partition_hint``, so TVM's lowering (``LoopPartition``, in every build)
+splits that tile off and the others run without the guard.
 
 It applies to fp32 blocks with a multiply-accumulate reduction (``out += a * b``) and at least two spatial axes
 whose last spatial axis is the output's contiguous axis, with an extent divisible by the lanes, and more than one
@@ -30,7 +35,9 @@ from tvm.s_tir import Schedule
 
 from .isa import VectorISA
 
-__all__ = ["NO_MICROKERNEL", "design_spaces", "fp32_multiply_accumulate", "iter_kinds", "microkernel_applies"]
+__all__ = [
+    "NO_MICROKERNEL", "design_spaces", "fp32_multiply_accumulate", "iter_kinds", "microkernel_applies", "ragged_rows",
+]
 
 MAX_PANELS = 16  # reduction panels per reduction axis: the k-panel is at least 1/16 of the reduction
 # a block annotated with it is left to the defaults: a module that wrote its own micro-kernels of the block (as
@@ -138,7 +145,7 @@ def _uses(expr: Any, var: Any) -> bool:
 
 def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: bool, serial: int | None = None,
                  whole_reduction: int | None = None, fuse_vector: bool = False, tasks_by_outer_axes: bool = False,
-                 whole_in_panel: tuple[int, ...] = ()) -> Schedule:
+                 whole_in_panel: tuple[int, ...] = (), fixed_rows: int | None = None) -> Schedule:
     """The micro-kernel of the module's doc on ``block``. ``serial`` (an outer spatial axis, by position) is kept
     whole, one loop inside each parallel task and outside the reductions, and ``whole_reduction`` (by position
     among the reduction axes) one unsplit loop outside the k-panel: where ``x86-padded-conv`` partitions them.
@@ -150,7 +157,8 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     axis's panels, with the row axis whole inside each task, and ``whole_in_panel`` (positions among the reduction
     axes) keeps those reductions unsplit inside the k-panel: then the bounds of a row tile and of a task are
     constants, and the loop partition ``x86-padded-conv`` asks TVM's lowering for at the padding's edges
-    (``pragma_loop_partition_hint``) splits them at constant points."""
+    (``pragma_loop_partition_hint``) splits them at constant points. ``fixed_rows`` is a register block of that
+    many rows, which need not divide the row axis (``ragged_rows``), instead of a sampled one."""
     types = iter_kinds(sch.get(block))
     first_r = types.index("R")
     loops = sch.get_loops(block)
@@ -176,6 +184,15 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
         # row axis: [i1 (rows per cache block), rows (register block)]; other spatial axes whole, in parallel
         i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=2, max_innermost_factor=rows_max))
         row_tasks, outer_tiles = [], [[lp, None] for k, lp in enumerate(outer) if k != serial]
+    elif fixed_rows is not None:
+        # a register block of rows that need not divide the axis: the last tile is guarded, and TVM's lowering
+        # partitions it off the others (pragma_loop_partition_hint on the row tiles)
+        i_tiles, rows = sch.split(i, [None, fixed_rows])
+        i0, i1 = sch.split(i_tiles, sch.sample_perfect_tile(i_tiles, n=2))
+        sch.annotate(i1, "pragma_loop_partition_hint", 1)
+        row_tasks = [i0]
+        outer_tiles = [sch.split(lp, sch.sample_perfect_tile(lp, n=2, max_innermost_factor=64))
+                       for k, lp in enumerate(outer) if k != serial]
     else:
         # row axis: [i0 (parallel), i1 (rows per cache block), rows (register block)]
         i0, i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=3, max_innermost_factor=rows_max))
@@ -197,6 +214,10 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
         red_tiles.append(sch.split(lp, [panels, length]))
 
     par_loops = [t[0] for t in outer_tiles] + [j0, *row_tasks]
+    if fixed_rows is not None:
+        # the row tasks outermost: the task holding the guarded last tile is then a range of the fused loop, which
+        # TVM's lowering partitions off (the hint on the fused loop, below)
+        par_loops = [*row_tasks, *par_loops[:-1]]
     kept = [outer[serial]] if serial is not None else []
     whole = [reductions[whole_reduction]] if whole_reduction is not None else []
     sch.reorder(
@@ -205,6 +226,8 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     )
     fused = sch.fuse(*par_loops)
     sch.parallel(fused)
+    if fixed_rows is not None:
+        sch.annotate(fused, "pragma_loop_partition_hint", 1)
     sch.unroll(rows)
     if fuse_vector:
         sch.vectorize(sch.fuse(vec, lanes))
@@ -224,6 +247,15 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
             inner = sch.split(inner, [None, isa.lanes])[1]
         sch.vectorize(inner)
     return sch
+
+
+def ragged_rows(isa: VectorISA, vecs: int, extent: int) -> int | None:
+    """The rows of a register block ``vecs`` vectors wide that fills the registers (the accumulators, the panel's
+    vectors and a broadcast), when they do not divide a row axis of ``extent`` and are more than the most rows that
+    do; else None (the perfect tiles already hold the best block)."""
+    rows = min(isa.max_rows(vecs), (isa.registers - vecs - 1) // vecs)
+    divides = max(r for r in range(1, isa.max_rows(vecs) + 1) if extent % r == 0)
+    return rows if extent % rows and rows > divides else None
 
 
 def _panel_map(nr: int) -> Any:
@@ -249,6 +281,19 @@ def design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
             fork = sch.copy()
             fork.seed(sch.fork_seed())
             out.append(_microkernel(isa, fork, block, vecs, pack))
+    if types.count("R") == 1:
+        # GEMM's one long reduction: also the register blocks whose rows do not divide the row axis (6 x 4 and
+        # 14 x 2 zmm where only 4 x 4 and 8 x 2 divide 1024), the last tile guarded and partitioned off the others
+        # by TVM's lowering. Measured beside the perfect tiles on a Sapphire Rapids-class Xeon (2026-12-02, 128
+        # trials each, two runs): GEMM 512^3 831 -> 735 and 792 -> 715 us (PyTorch 716); TBG and GEMM 1024^3
+        # within the search's noise (README)
+        rows_extent = int(sch.get(sch.get_loops(block)[j - 1]).extent)
+        for vecs in isa.panel_widths(extent):
+            rows = ragged_rows(isa, vecs, rows_extent)
+            for pack in ((True, False) if extent > vecs * isa.lanes else (False,)) if rows else ():
+                fork = sch.copy()
+                fork.seed(sch.fork_seed())
+                out.append(_microkernel(isa, fork, block, vecs, pack, fixed_rows=rows))
     if types.count("R") > 1:
         # several reduction axes (a convolution's channels x window): the k-panel is a nest of short loops (3 x 7 x 7
         # for ResNet's first conv), where the defaults' tiling can win. Keep the block's default design spaces beside

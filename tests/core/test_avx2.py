@@ -17,6 +17,7 @@ from x86_targets import HASWELL, SANDY_BRIDGE, SKYLAKE, needs_avx2_host
 
 import msexplore as mx
 from msexplore.hardware import avx2, avx512, cpu_modules, isa, microkernel_module
+from msexplore.hardware.microkernel import ragged_rows
 from msexplore.modules import ModuleNotApplicable
 
 MODULES = ["default", "x86-avx2"]
@@ -39,6 +40,13 @@ def _module_rvs(space: mx.Space) -> set[str]:
 def _fma_loop(asm: str) -> str:
     """The basic block with the most vector FMAs: the micro-kernel's k step."""
     return max(re.split(r"\n(?=\.LBB)", asm), key=lambda block: block.count("vfmadd"))
+
+
+def _register_block_rows(sample: mx.Sample) -> int:
+    """The rows of a sample's register block: sampled (``Z.tile_i``'s innermost) or fixed (its unrolled loop)."""
+    if "Z.tile_i" in sample.decisions:
+        return sample.decisions["Z.tile_i"][-1]
+    return int(re.search(r"in T\.unroll\((\d+)\)", sample.tir).group(1))
 
 
 # ---- the module as a user sees it ----------------------------------------------------------------------------
@@ -103,12 +111,16 @@ def test_panel_widths_are_two_or_three_ymm_vectors():
 
 
 def test_one_design_space_per_panel_width_with_and_without_packing(gemm_space):
-    # GMM 64: 8 ymm vectors -> width 2 (16 columns), packed or not
-    assert len(gemm_space.design_spaces) == 2 and not gemm_space.failures
-    assert {"Z.tile_i", "Z.tile_k", "Z.tile_j_0_0"} <= _module_rvs(gemm_space)
-    assert sum("transform_layout" in str(ds.trace) for ds in gemm_space.design_spaces) == 1
-    for ds in gemm_space.design_spaces:  # 6 rows x 2 vectors at most: 12 accumulators of the 16 ymm
+    # GMM 64: 8 ymm vectors -> width 2 (16 columns), packed or not; each with sampled rows that divide 64 and
+    # with 6 rows, which fill the registers and do not
+    assert len(gemm_space.design_spaces) == 4 and not gemm_space.failures
+    assert {"Z.tile_i", "Z.tile_i_0", "Z.tile_k", "Z.tile_j_0_0"} <= _module_rvs(gemm_space)
+    assert sum("transform_layout" in str(ds.trace) for ds in gemm_space.design_spaces) == 2
+    sampled = [ds for ds in gemm_space.design_spaces if "Z.tile_i" in ds.by_name()]
+    assert len(sampled) == 2
+    for ds in sampled:  # 6 rows x 2 vectors at most: 12 accumulators of the 16 ymm
         assert ds.by_name()["Z.tile_i"].max_innermost_factor == 6
+    assert isa.AVX2.registers == 16 and ragged_rows(isa.AVX2, 2, 64) == 6 and ragged_rows(isa.AVX2, 3, 64) is None
 
 
 def test_blocks_it_cannot_vectorise_fall_back_to_the_defaults():
@@ -136,7 +148,7 @@ def test_inner_loop_is_ymm_fmas_with_an_accumulator_register_per_row_and_vector(
         fmas = re.findall(r"vfmadd\d+ps\s+(\S+), (\S+), (\S+)", loop)
         assert fmas and all(dst.startswith("%ymm") for *_, dst in fmas), loop[:1500]
         assert "zmm" not in loop
-        rows = sample.decisions["Z.tile_i"][-1]
+        rows = _register_block_rows(sample)
         assert len({dst for *_, dst in fmas}) >= rows * 2, (sample.decisions, loop[:1500])
 
 

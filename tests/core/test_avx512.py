@@ -18,6 +18,8 @@ from x86_targets import HASWELL, SKYLAKE, needs_avx512_host
 
 import msexplore as mx
 from msexplore.hardware import avx512
+from msexplore.hardware.isa import AVX512
+from msexplore.hardware.microkernel import ragged_rows
 from msexplore.modules import ModuleNotApplicable
 
 MODULES = ["default", "x86-avx512"]
@@ -40,6 +42,13 @@ def gemm_samples(gemm_space) -> mx.SampleSet:
 
 def _module_rvs(space: mx.Space) -> set[str]:
     return {rv.name for ds in space.design_spaces for rv in ds.random_variables if rv.module == "x86-avx512"}
+
+
+def _register_block_rows(sample: mx.Sample) -> int:
+    """The rows of a sample's register block: sampled (``Z.tile_i``'s innermost) or fixed (its unrolled loop)."""
+    if "Z.tile_i" in sample.decisions:
+        return sample.decisions["Z.tile_i"][-1]
+    return int(re.search(r"in T\.unroll\((\d+)\)", sample.tir).group(1))
 
 
 # ---- the module as a user sees it ----------------------------------------------------------------------------
@@ -65,11 +74,16 @@ def test_panel_widths_prefer_four_vectors_and_need_a_divisor():
 
 
 def test_one_design_space_per_panel_width_with_and_without_packing(gemm_space):
-    # GMM 64: 4 vectors of 16 lanes -> widths 4 (the whole row: nothing to pack) and 2 (packed or not)
-    assert len(gemm_space.design_spaces) == 3
+    # GMM 64: 4 vectors of 16 lanes -> widths 4 (the whole row: nothing to pack) and 2 (packed or not); each once
+    # with sampled rows that divide 64 and once with the rows that fill the registers (6 x 4, 14 x 2), which do not
+    assert len(gemm_space.design_spaces) == 6
     assert not gemm_space.failures
-    assert {"Z.tile_i", "Z.tile_k", "Z.tile_j_0_0"} <= _module_rvs(gemm_space)
-    assert sum("transform_layout" in str(ds.trace) for ds in gemm_space.design_spaces) == 1  # width 2, packed
+    sampled = [ds for ds in gemm_space.design_spaces if "Z.tile_i" in ds.by_name()]
+    ragged = [ds for ds in gemm_space.design_spaces if "Z.tile_i_0" in ds.by_name()]
+    assert len(sampled) == len(ragged) == 3
+    assert {"Z.tile_i", "Z.tile_i_0", "Z.tile_k", "Z.tile_j_0_0"} <= _module_rvs(gemm_space)
+    assert sum("transform_layout" in str(ds.trace) for ds in sampled) == 1  # width 2, packed
+    assert sum("transform_layout" in str(ds.trace) for ds in ragged) == 1
     # the defaults leave the block to the module: no multi_level_tiling variables on Z
     assert not [
         rv for ds in gemm_space.design_spaces for rv in ds.random_variables if rv.module == "multi_level_tiling"
@@ -96,8 +110,19 @@ def test_convolutions_keep_the_default_spaces_beside_the_micro_kernels():
 
 def test_register_block_is_bounded_by_the_zmm_registers(gemm_space):
     for ds in gemm_space.design_spaces:
-        tile_i = ds.by_name()["Z.tile_i"]
-        assert tile_i.max_innermost_factor <= avx512.MAX_ACCUMULATORS // 2
+        if "Z.tile_i" in ds.by_name():
+            assert ds.by_name()["Z.tile_i"].max_innermost_factor <= avx512.MAX_ACCUMULATORS // 2
+    # the fixed blocks: accumulators, the panel's vectors and a broadcast fill the 32 zmm registers at most
+    assert ragged_rows(AVX512, 4, 1024) == 6 and ragged_rows(AVX512, 2, 1024) == 14
+    assert ragged_rows(AVX512, 4, 84) is None and ragged_rows(AVX512, 2, 84) is None  # 84 = 6 x 14: they divide
+    assert ragged_rows(AVX512, 2, 96) == 14 and ragged_rows(AVX512, 4, 96) is None  # 6 divides 96
+    assert ragged_rows(AVX512, 2, 112) is None  # 14 divides 112
+    for vecs in (4, 2, 3):
+        assert ragged_rows(AVX512, vecs, 1 << 20) * vecs + vecs + 1 <= 32
+    ragged = [s for s in gemm_space.sample(24, seed=2) if s.valid and "Z.tile_i_0" in s.decisions]
+    assert ragged, "no sample of the fixed blocks' design spaces"
+    for sample in ragged:
+        assert re.search(r"in T\.unroll\((6|14)\)", sample.tir), sample.tir
 
 
 def test_blocks_it_cannot_vectorise_fall_back_to_the_defaults():
@@ -118,6 +143,63 @@ def test_samples_are_valid_and_packed_spaces_read_b_in_panels(gemm_samples):
     assert "Y_global[v2 // 32, v0, v1, v2 % 32] = Y[v0, v1, v2]" in packed[0].tir
 
 
+LOWERING = [  # TVM's own lowering through the pass that acts on the module's pragma_loop_partition_hint
+    tvm.s_tir.transform.LowerInitBlock(), tvm.s_tir.transform.PlanAndUpdateBufferAllocationLocation(),
+    tvm.s_tir.transform.ConvertBlocksToOpaque(), tvm.s_tir.transform.CompactBufferAllocation(),
+    tvm.s_tir.transform.LowerMatchBuffer(), tvm.s_tir.transform.StmtSimplify(),
+    tvm.s_tir.transform.LowerOpaqueBlock(), tvm.tirx.transform.FlattenBuffer(),
+    tvm.tirx.transform.NarrowDataType(32), tvm.s_tir.transform.LoopPartition(), tvm.tirx.transform.StmtSimplify(),
+    tvm.tirx.transform.RemoveNoOp(),
+]
+
+
+def _guarded_updates(mod: tvm.IRModule, lowering: list) -> tuple[int, int]:
+    """(multiply-adds into Z a run executes, those under a condition), counted through the lowered loop nest."""
+    body = tvm.ir.transform.Sequential(lowering)(mod)["main"].body
+    counts = [0, 0]
+
+    def visit(stmt, times: int, guarded: bool) -> None:
+        if isinstance(stmt, tvm.tirx.For):
+            visit(stmt.body, times * int(stmt.extent), guarded)
+        elif isinstance(stmt, tvm.tirx.SeqStmt):
+            for part in stmt.seq:
+                visit(part, times, guarded)
+        elif isinstance(stmt, tvm.tirx.IfThenElse):
+            visit(stmt.then_case, times, True)
+            if stmt.else_case is not None:
+                visit(stmt.else_case, times, True)
+        elif isinstance(stmt, tvm.tirx.BufferStore):
+            if stmt.buffer.name.startswith("Z") and "X" in str(stmt.value):
+                counts[0] += times
+                counts[1] += times if guarded else 0
+        elif getattr(stmt, "body", None) is not None:
+            visit(stmt.body, times, guarded)
+
+    visit(body, 1, False)
+    return counts[0], counts[1]
+
+
+def test_the_last_row_tile_of_a_fixed_block_is_partitioned_off_the_others(gemm_space):
+    # GMM 64 in blocks of 6 (or 14) rows: 10 (4) whole tiles and one of 4 (8) rows, whose 6 (14) unrolled rows are
+    # guarded; TVM's lowering splits it off, so the whole tiles' multiply-adds run without the guard
+    samples = [s for s in gemm_space.sample(24, seed=2) if s.valid and "Z.tile_i_0" in s.decisions]
+    by_tiles = {tiles: [s for s in samples if math.prod(s.decisions["Z.tile_i_0"]) == tiles] for tiles in (11, 5)}
+    assert all(by_tiles.values()), "samples of both fixed blocks (11 tiles of 6 rows, 5 of 14)"
+    for tiles, rows in ((11, 6), (5, 14)):
+        for sample in by_tiles[tiles][:2]:
+            _check_partitioned(sample, tiles, rows)
+
+
+def _check_partitioned(sample: mx.Sample, tiles: int, rows: int) -> None:
+    total, guarded = _guarded_updates(sample.schedule.mod, LOWERING)
+    assert total == tiles * rows * 64 * 64  # the guarded tail counted as its rows x 64 x 64 stores
+    assert guarded == rows * 64 * 64, sample.decisions
+    # without the partition (the same lowering without the pass) every tile's update is under the guard
+    unpartitioned = [p for p in LOWERING if "LoopPartition" not in str(p)]
+    assert len(unpartitioned) == len(LOWERING) - 1
+    assert _guarded_updates(sample.schedule.mod, unpartitioned) == (total, total)
+
+
 # ---- running kernels ------------------------------------------------------------------------------------------
 
 
@@ -131,6 +213,20 @@ def test_samples_compute_the_right_result(gemm):
         lib["main"](*tensors)
         expected = gemm.reference(arrays)[0]
         np.testing.assert_allclose(tensors[2].numpy(), expected, rtol=1e-4, atol=1e-4)
+
+
+@needs_avx512_host
+def test_the_fixed_blocks_compute_the_right_result():
+    gemm = mx.workload("GMM", n=100, m=64, k=48)  # 100 rows: 16 blocks of 6 and one of 4; 7 of 14 and one of 2
+    space = mx.Space(gemm, modules=MODULES)
+    samples = [s for s in space.sample(24, seed=1) if s.valid and "Z.tile_i_0" in s.decisions]
+    assert len({"Y_global" in s.tir for s in samples}) == 2, "packed and unpacked fixed blocks both sampled"
+    for sample in samples[:6]:
+        lib = tvm.tirx.build(sample.schedule.mod, space.target)
+        arrays = gemm.make_inputs(seed=0)
+        tensors = [tvm.runtime.tensor(a) for a in arrays]
+        lib["main"](*tensors)
+        np.testing.assert_allclose(tensors[2].numpy(), gemm.reference(arrays)[0], rtol=1e-4, atol=1e-4)
 
 
 @needs_avx512_host
@@ -154,7 +250,7 @@ def test_inner_loop_is_register_blocked_zmm_fmas(gemm_space):
         fmas = re.findall(r"vfmadd\d+ps\s+(\S+), (\S+), (\S+)", asm)
         assert fmas, "no vector FMA in the kernel"
         assert all(dst.startswith("%zmm") for *_, dst in fmas)
-        rows = sample.decisions["Z.tile_i"][-1]
+        rows = _register_block_rows(sample)
         vecs = 64 // avx512.LANES // math.prod(sample.decisions["Z.tile_j_0_0"])  # the panel's vectors
         assert len({dst for *_, dst in fmas}) >= min(rows * vecs, 8)  # one accumulator per (row, vector)
 
