@@ -144,11 +144,16 @@ LOWERING = [  # TVM's own lowering up to the simplified loops (the order of s_ti
 
 def _executed_multiply_adds(mod: tvm.IRModule) -> int:
     """Multiply-adds into the output a run executes: each such store times the extents of the loops around it."""
-    body = tvm.ir.transform.Sequential(LOWERING)(mod)["main"].body
-    total = 0
+    return _multiply_adds(mod, LOWERING)[0]
+
+
+def _multiply_adds(mod: tvm.IRModule, lowering: list) -> tuple[int, int]:
+    """(multiply-adds into the output a run executes, those whose load of the input is under a condition), after
+    ``lowering``."""
+    body = tvm.ir.transform.Sequential(lowering)(mod)["main"].body
+    counts = [0, 0]
 
     def visit(stmt, times: int) -> None:
-        nonlocal total
         if isinstance(stmt, tirx.For):
             visit(stmt.body, times * int(stmt.extent))
         elif isinstance(stmt, tirx.SeqStmt):
@@ -156,7 +161,8 @@ def _executed_multiply_adds(mod: tvm.IRModule) -> int:
                 visit(s, times)
         elif isinstance(stmt, tirx.BufferStore):
             if BLOCK in stmt.buffer.name and "weight" in str(stmt.value):
-                total += times
+                counts[0] += times
+                counts[1] += times if "if_then_else" in str(stmt.value) else 0
         elif isinstance(stmt, tirx.IfThenElse):
             raise AssertionError("a branch around a multiply-add: the count would not be exact")
         else:
@@ -165,7 +171,7 @@ def _executed_multiply_adds(mod: tvm.IRModule) -> int:
                 visit(body, times)
 
     visit(body, 1)
-    return total
+    return counts[0], counts[1]
 
 
 def test_no_multiply_add_by_the_depth_padding_is_left(c3d, c3d_space, isa):
@@ -192,29 +198,7 @@ PARTITIONED = [*LOWERING[:-3], tirx.transform.NarrowDataType(32), s_tir.transfor
 
 
 def _guarded_multiply_adds(mod: tvm.IRModule) -> tuple[int, int]:
-    """(multiply-adds into the output a run executes, those whose load of the input is under a condition)."""
-    body = tvm.ir.transform.Sequential(PARTITIONED)(mod)["main"].body
-    counts = [0, 0]
-
-    def visit(stmt, times: int) -> None:
-        if isinstance(stmt, tirx.For):
-            visit(stmt.body, times * int(stmt.extent))
-        elif isinstance(stmt, tirx.SeqStmt):
-            for s in stmt.seq:
-                visit(s, times)
-        elif isinstance(stmt, tirx.BufferStore):
-            if BLOCK in stmt.buffer.name and "weight" in str(stmt.value):
-                counts[0] += times
-                counts[1] += times if "if_then_else" in str(stmt.value) else 0
-        elif isinstance(stmt, tirx.IfThenElse):
-            raise AssertionError("a branch around a multiply-add: the count would not be exact")
-        else:
-            body = getattr(stmt, "body", None)
-            if body is not None:
-                visit(body, times)
-
-    visit(body, 1)
-    return counts[0], counts[1]
+    return _multiply_adds(mod, PARTITIONED)
 
 
 def test_the_interior_runs_without_a_condition_on_the_rows_and_columns(c3d, c3d_space, isa):
