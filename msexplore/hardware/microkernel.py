@@ -36,9 +36,13 @@ from tvm.s_tir import Schedule
 from .isa import VectorISA
 
 __all__ = [
-    "NO_MICROKERNEL", "design_spaces", "fp32_multiply_accumulate", "iter_kinds", "microkernel_applies", "ragged_rows",
+    "NO_MICROKERNEL", "PARTITION_HINT", "design_spaces", "fp32_multiply_accumulate", "iter_kinds",
+    "microkernel_applies", "ragged_rows",
 ]
 
+# a loop annotated with it is split by TVM's lowering (its LoopPartition pass, in every build) where a condition
+# inside it becomes provably true or false: how the modules take a guarded tile or a padding's edge off the others
+PARTITION_HINT = "pragma_loop_partition_hint"
 MAX_PANELS = 16  # reduction panels per reduction axis: the k-panel is at least 1/16 of the reduction
 # a block annotated with it is left to the defaults: a module that wrote its own micro-kernels of the block (as
 # ``x86-padded-conv`` does) marks the copy it keeps for the default tiling
@@ -184,18 +188,16 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
         # row axis: [i1 (rows per cache block), rows (register block)]; other spatial axes whole, in parallel
         i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=2, max_innermost_factor=rows_max))
         row_tasks, outer_tiles = [], [[lp, None] for k, lp in enumerate(outer) if k != serial]
-    elif fixed_rows is not None:
-        # a register block of rows that need not divide the axis: the last tile is guarded, and TVM's lowering
-        # partitions it off the others (pragma_loop_partition_hint on the row tiles)
-        i_tiles, rows = sch.split(i, [None, fixed_rows])
-        i0, i1 = sch.split(i_tiles, sch.sample_perfect_tile(i_tiles, n=2))
-        sch.annotate(i1, "pragma_loop_partition_hint", 1)
-        row_tasks = [i0]
-        outer_tiles = [sch.split(lp, sch.sample_perfect_tile(lp, n=2, max_innermost_factor=64))
-                       for k, lp in enumerate(outer) if k != serial]
     else:
         # row axis: [i0 (parallel), i1 (rows per cache block), rows (register block)]
-        i0, i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=3, max_innermost_factor=rows_max))
+        if fixed_rows is not None:
+            # a register block of rows that need not divide the axis: the last tile is guarded, and TVM's lowering
+            # partitions it off the others
+            i_tiles, rows = sch.split(i, [None, fixed_rows])
+            i0, i1 = sch.split(i_tiles, sch.sample_perfect_tile(i_tiles, n=2))
+            sch.annotate(i1, PARTITION_HINT, 1)
+        else:
+            i0, i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=3, max_innermost_factor=rows_max))
         row_tasks = [i0]
         # other spatial axes (batch, image rows): [parallel, per task]
         outer_tiles = [sch.split(lp, sch.sample_perfect_tile(lp, n=2, max_innermost_factor=64))
@@ -227,7 +229,7 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     fused = sch.fuse(*par_loops)
     sch.parallel(fused)
     if fixed_rows is not None:
-        sch.annotate(fused, "pragma_loop_partition_hint", 1)
+        sch.annotate(fused, PARTITION_HINT, 1)
     sch.unroll(rows)
     if fuse_vector:
         sch.vectorize(sch.fuse(vec, lanes))

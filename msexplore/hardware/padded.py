@@ -74,7 +74,14 @@ from tvm.sym.pattern import detect_linear_equation
 
 from ..modules import module
 from .isa import AVX2, AVX512, VectorISA, missing_isa
-from .microkernel import NO_MICROKERNEL, _microkernel, _uses, fp32_multiply_accumulate, iter_kinds
+from .microkernel import (
+    NO_MICROKERNEL,
+    PARTITION_HINT,
+    _microkernel,
+    _uses,
+    fp32_multiply_accumulate,
+    iter_kinds,
+)
 
 __all__ = ["AVX2_MODULE_NAME", "MIN_DEAD", "MODULE_NAME", "PADDED_CONV", "PADDED_CONV_AVX2", "Borders", "borders"]
 
@@ -257,7 +264,7 @@ def _schedule(isa: VectorISA, sch: Schedule, block: Any, found: Borders, vecs: i
     # interior's register blocks run without a condition (a schedule's loop_partition cannot: the edges move with
     # the sampled tiles)
     for loop in (loops[0], row_tiles):
-        sch.annotate(loop, "pragma_loop_partition_hint", 1)
+        sch.annotate(loop, PARTITION_HINT, 1)
     counts = [n for n, _, _ in found.runs]
     parts = sch.loop_partition(loops[1], [*counts[:-1], None])
     for part, (_, first, end) in zip(parts, found.runs):

@@ -17,7 +17,7 @@ from x86_targets import HASWELL, SANDY_BRIDGE, SKYLAKE, needs_avx2_host, needs_a
 
 import msexplore as mx
 from msexplore.hardware import padded
-from msexplore.hardware.microkernel import NO_MICROKERNEL
+from msexplore.hardware.microkernel import NO_MICROKERNEL, PARTITION_HINT
 from msexplore.modules import ModuleNotApplicable
 from msexplore.schedules import replay
 
@@ -218,7 +218,7 @@ def test_the_interior_runs_without_a_condition_on_the_rows_and_columns(c3d, c3d_
     assert tiles != {16}, "every sample's row tile was the whole row: nothing proved about the interior"
     # the same trace without the module's hints: TVM's lowering leaves the condition on every multiply-add
     trace = samples[0].trace
-    kept = [i for i in trace.insts if "pragma_loop_partition_hint" not in str(i.attrs)]
+    kept = [i for i in trace.insts if PARTITION_HINT not in str(i.attrs)]
     assert len(kept) < len(trace.insts)
     bare = replay(s_tir.Trace(kept, {i: d for i, d in trace.decisions.items() if i in kept}), c3d)
     total, guarded = _guarded_multiply_adds(bare.mod)
