@@ -137,6 +137,9 @@ print(loop[:1500])
 # accumulators), a long k-panel, cache blocks, one parallel loop; the panel width and whether B is *packed* into
 # contiguous panels inside the kernel are fixed per design space, because a layout cannot depend on a sampled value.
 # `x86-avx2` is the same on 8-lane ymm vectors, with at most 12 accumulators (6 x 2 or 4 x 3) of the 16 registers.
+# Sampled rows must divide the matrix's rows (on 512 rows: 4 x 4 or 8 x 2 zmm), so each panel width also gets a
+# design space whose register block fills the registers (6 x 4 or 14 x 2; `Z.tile_i_0` in the table below
+# tiles its 86 row tiles): its last tile is guarded and TVM's lowering splits that tile off the others.
 
 # %%
 print(mx.registered_modules()[MICROKERNEL].doc)
