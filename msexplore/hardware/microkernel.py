@@ -127,6 +127,46 @@ def microkernel_applies(isa: VectorISA, sch: Schedule, block: Any) -> bool:
     return isinstance(last, tvm.tirx.Var) and last.same_as(sblock.iter_vars[j].var)
 
 
+def permutation_copy(sblock: Any) -> list[int] | None:
+    """For a block that only copies (one input, no reduction, ``out[i, j, ..] = in[<a permutation of i, j, ..>]``,
+    the same dtype): the block axis of each of the input's indices; else None. A transpose's shape, as the defaults
+    leave it: the output written in axis order."""
+    if sblock.init is not None or len(sblock.reads) != 1 or len(sblock.writes) != 1:
+        return None
+    if any(int(iv.iter_type) != 0 for iv in sblock.iter_vars):
+        return None
+    store = sblock.body
+    # a copy: the stored value is a load (TVM 0.27: ``ir.expr.TensorLoad``, its buffer is ``source``)
+    if not isinstance(store, tvm.tirx.BufferStore) or not isinstance(store.value, tvm.ir.expr.TensorLoad):
+        return None
+    if str(store.buffer.dtype) != str(store.value.source.dtype):
+        return None
+    axes = [iv.var for iv in sblock.iter_vars]
+    if len(store.indices) != len(axes) or not all(i.same_as(v) for i, v in zip(store.indices, axes)):
+        return None
+    read = store.value.indices
+    if len(read) != len(axes) or not all(isinstance(i, tvm.tirx.Var) for i in read):
+        return None
+    order = [next((k for k, v in enumerate(axes) if v.same_as(i)), None) for i in read]  # block axis of each index
+    return order if None not in order and sorted(order) == list(range(len(axes))) else None
+
+
+def _copy_feeding(sch: Schedule, block: Any, buffer: Any) -> Any | None:
+    """The block that writes ``buffer`` when it is a permutation copy (a transpose) at the root, untransformed,
+    whose only consumer is ``block``: what the micro-kernel can inline or place inside its own loops."""
+    for producer in sch.get_producers(block):
+        sproducer = sch.get(producer)
+        if not sproducer.writes[0].source.same_as(buffer):
+            continue
+        if permutation_copy(sproducer) is None or len(sch.get_loops(producer)) != len(sproducer.iter_vars):
+            return None
+        consumers = sch.get_consumers(producer)
+        if len(consumers) != 1 or not sch.get_sref(consumers[0]).same_as(sch.get_sref(block)):
+            return None
+        return producer
+    return None
+
+
 def _operand_along_vector_axis(sch: Schedule, block: Any, j: int) -> int | None:
     """Index of the read buffer indexed by the vector axis in its last dimension and not by the row axis."""
     sblock = sch.get(block)
@@ -165,13 +205,29 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     many rows, which need not divide the row axis (``ragged_rows``), instead of a sampled one."""
     types = iter_kinds(sch.get(block))
     first_r = types.index("R")
+    name = sch.get(block).name_hint
+
+    # operands copied by a transpose of their own in the same function (TBG's ``query_T``, ``value_T``): the one
+    # read by broadcasts is read in place (the copy inlined); the one along the vector axis, where the space packs,
+    # is copied panel by panel inside each parallel task instead of transposed whole and then packed again
+    vector_operand = _operand_along_vector_axis(sch, block, first_r - 1)
+    vector_buffer = sch.get(block).reads[vector_operand].source if vector_operand is not None else None
+    for region in list(sch.get(block).reads):
+        if vector_buffer is not None and region.source.same_as(vector_buffer):
+            continue
+        copy = _copy_feeding(sch, block, region.source)
+        if copy is not None:
+            sch.compute_inline(copy)
+    copied_panels = _copy_feeding(sch, block, vector_buffer) if pack and vector_buffer is not None else None
+    if copied_panels is not None and fixed_rows is None:
+        tasks_by_outer_axes = True  # all rows in each task: its panel copied once
+
     loops = sch.get_loops(block)
     spatial, reductions = loops[:first_r], loops[first_r:]
     *outer, i, j = spatial
-    name = sch.get(block).name_hint
 
     packed = None
-    if pack:
+    if pack and copied_panels is None:
         operand = _operand_along_vector_axis(sch, block, first_r - 1)
         if operand is not None:
             packed = sch.cache_read(block, operand, "global")
@@ -187,6 +243,11 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     if tasks_by_outer_axes:
         # row axis: [i1 (rows per cache block), rows (register block)]; other spatial axes whole, in parallel
         i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=2, max_innermost_factor=rows_max))
+        row_tasks, outer_tiles = [], [[lp, None] for k, lp in enumerate(outer) if k != serial]
+    elif fixed_rows is not None and copied_panels is not None:
+        # all rows in each task (its panel copied once), the guarded last row tile partitioned off
+        i1, rows = sch.split(i, [None, fixed_rows])
+        sch.annotate(i1, PARTITION_HINT, 1)
         row_tasks, outer_tiles = [], [[lp, None] for k, lp in enumerate(outer) if k != serial]
     else:
         # row axis: [i0 (parallel), i1 (rows per cache block), rows (register block)]
@@ -216,7 +277,7 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
         red_tiles.append(sch.split(lp, [panels, length]))
 
     par_loops = [t[0] for t in outer_tiles] + [j0, *row_tasks]
-    if fixed_rows is not None:
+    if fixed_rows is not None and row_tasks:
         # the row tasks outermost: the task holding the guarded last tile is then a range of the fused loop, which
         # TVM's lowering partitions off (the hint on the fused loop, below)
         par_loops = [*row_tasks, *par_loops[:-1]]
@@ -228,7 +289,7 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     )
     fused = sch.fuse(*par_loops)
     sch.parallel(fused)
-    if fixed_rows is not None:
+    if fixed_rows is not None and row_tasks:
         sch.annotate(fused, PARTITION_HINT, 1)
     sch.unroll(rows)
     if fuse_vector:
@@ -238,6 +299,16 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
         sch.vectorize(lanes)
     sch.annotate(sch.get_sblock(name), "schedule_rule", "None")  # the defaults leave this block alone
 
+    if copied_panels is not None:
+        # the task's panels of the operand, copied (transposed) into place by the copy's own block at the task loop
+        sch.compute_at(copied_panels, fused, preserve_unit_loops=True)
+        sch.annotate(copied_panels, "schedule_rule", "None")
+        copy_loops = sch.get_loops(copied_panels)
+        inner = copy_loops[-1]
+        extent = sch.get(inner).extent
+        if isinstance(extent, tvm.tirx.IntImm) and int(extent) > isa.lanes and int(extent) % isa.lanes == 0:
+            inner = sch.split(inner, [None, isa.lanes])[1]
+        sch.vectorize(inner)
     if packed is not None:
         pack_loops = sch.get_loops(packed)
         if len(pack_loops) > 1:

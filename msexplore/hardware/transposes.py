@@ -34,6 +34,7 @@ from tvm.s_tir import Schedule
 
 from ..modules import module
 from .avx2 import missing_avx2
+from .microkernel import permutation_copy
 
 __all__ = ["MODULE_NAME", "TRANSPOSE", "Transpose", "transpose_of"]
 
@@ -57,29 +58,14 @@ def transpose_of(sch: Schedule, block: Any) -> Transpose | None:
 
     It reads the program, not the schedule: no instruction is added to the trace."""
     sblock = sch.get(block)
-    if sblock.init is not None or len(sblock.reads) != 1 or len(sblock.writes) != 1:
+    order = permutation_copy(sblock)
+    if order is None or str(sblock.writes[0].source.dtype) not in ("float32", "int32", "uint32"):
         return None
-    if any(int(iv.iter_type) != 0 for iv in sblock.iter_vars):
-        return None
-    store = sblock.body
-    # a copy: the stored value is a load (TVM 0.27: ``ir.expr.TensorLoad``, its buffer is ``source``)
-    if not isinstance(store, tvm.tirx.BufferStore) or not isinstance(store.value, tvm.ir.expr.TensorLoad):
-        return None
-    out, src = store.buffer, store.value.source
-    if str(out.dtype) != str(src.dtype) or str(out.dtype) not in ("float32", "int32", "uint32"):
-        return None
-    axes = [iv.var for iv in sblock.iter_vars]
+    out = sblock.writes[0].source
     extents = [iv.dom.extent for iv in sblock.iter_vars]
     if not all(isinstance(e, tvm.tirx.IntImm) for e in extents):
         return None
-    if len(store.indices) != len(axes) or not all(i.same_as(v) for i, v in zip(store.indices, axes)):
-        return None
-    read = store.value.indices
-    if len(read) != len(axes) or not all(isinstance(i, tvm.tirx.Var) for i in read):
-        return None
-    order = [next((k for k, v in enumerate(axes) if v.same_as(i)), None) for i in read]  # block axis of each index
-    if None in order or sorted(order) != list(range(len(axes))):
-        return None
+    axes = sblock.iter_vars
     if any(out.same_as(buf) for buf in sch.mod["main"].body.block.alloc_buffers):
         return None  # an intermediate (allocated in the root block): the defaults inline it into its consumer
     out_axis, in_axis = len(axes) - 1, order[-1]
