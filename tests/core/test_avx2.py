@@ -13,6 +13,7 @@ import re
 import numpy as np
 import pytest
 import tvm
+from reference_check import assert_samples_match_the_reference
 from x86_targets import HASWELL, SANDY_BRIDGE, SKYLAKE, needs_avx2_host
 
 import msexplore as mx
@@ -172,3 +173,57 @@ def test_samples_compute_the_right_result(workload):
         lib["main"](*tensors)
         out = workload.outputs[0]
         np.testing.assert_allclose(tensors[out].numpy(), workload.reference(arrays)[0], rtol=1e-4, atol=1e-3)
+
+
+# ---- an operand copied by a transpose of its own (TBG: query_T, value_T) ---------------------------------------
+
+TBG = mx.workload("TBG", seq_len=64, n_head=2, n_dim=16)  # C[b, h, i, j] = sum_k query_T[b, h, i, k] value_T[b, h, k, j]
+
+
+def _copied_per_task(sample: mx.Sample) -> bool:
+    """Whether the module placed value_T's block inside the micro-kernel's parallel loop (the defaults' own
+    compute-location sampling, in the spaces that do not pack, may put it there too: those are not counted)."""
+    if 'T.sblock("value_T")' not in sample.tir:
+        return False  # inlined by the defaults' compute-location sampling, in a space that does not pack
+    sch = sample.schedule
+    copy = sch.get_sblock("value_T")
+    if sch.get(copy).annotations.get("schedule_rule") != "None":  # left to the defaults
+        return False
+    copy_loops, kernel_loops = sch.get_loops(copy), sch.get_loops(sch.get_sblock("C_update"))
+    assert sch.get(copy_loops[0]).kind == tvm.tirx.ForKind.PARALLEL
+    assert sch.get_sref(copy_loops[0]).same_as(sch.get_sref(kernel_loops[0]))
+    return True
+
+
+@pytest.mark.parametrize("module, target", [("x86-avx2", HASWELL), ("x86-avx512", SKYLAKE)], ids=["ymm", "zmm"])
+def test_a_transposed_operand_is_read_in_place_or_copied_once_inside_each_task(module, target):
+    space = mx.Space(TBG, modules=["default", module], target=target)
+    mine = [ds.index for ds in space.design_spaces if any(rv.module == module for rv in ds.random_variables)]
+    assert mine and not space.failures
+    samples = [s for s in space.sample(24, seed=0) if s.design_space in mine]
+    assert all(s.valid for s in samples), [s.error for s in samples if not s.valid]
+    for sample in samples:
+        # the broadcast side: the query read in place, its transpose inlined into the micro-kernel
+        assert 'T.sblock("query_T")' not in sample.tir
+        assert "query[v_b, v_i, v_h, v_k]" in sample.tir
+    panels = [s for s in samples if _copied_per_task(s)]
+    # the vector side, in the spaces that pack: value_T's own block copies the task's panels inside the parallel
+    # loop (no second, packed copy of it), and each element once: the loops around it cover value_T exactly,
+    # where the row tiles of a task would each copy the panel again
+    assert len({s.design_space for s in panels}) == 2  # one sampled register block, one that fills the registers
+    for sample in panels:
+        assert "value_T_global" not in sample.tir and "transform_layout" not in str(sample.trace)
+        sch = sample.schedule
+        extents = [int(sch.get(lp).extent) for lp in sch.get_loops(sch.get_sblock("value_T"))]
+        assert np.prod(extents) == 1 * 2 * 16 * 64, extents
+        copy_loop = sch.get(sch.get_loops(sch.get_sblock("value_T"))[-1])
+        assert copy_loop.kind == tvm.tirx.ForKind.VECTORIZED
+
+
+@needs_avx2_host
+def test_a_transposed_operand_copied_inside_each_task_gives_the_right_result():
+    target = {**HASWELL, "mcpu": mx.host_target().attrs["mcpu"]}
+    space = mx.Space(TBG, modules=MODULES, target=target)
+    samples = [s for s in space.sample(24, seed=2) if _copied_per_task(s)]
+    assert len({s.design_space for s in samples}) == 2
+    assert_samples_match_the_reference(TBG, samples, terms=16)
