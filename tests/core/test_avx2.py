@@ -177,7 +177,8 @@ def test_samples_compute_the_right_result(workload):
 
 # ---- an operand copied by a transpose of its own (TBG: query_T, value_T) ---------------------------------------
 
-TBG = mx.workload("TBG", seq_len=64, n_head=2, n_dim=16)  # C[b, h, i, j] = sum_k query_T[b, h, i, k] value_T[b, h, k, j]
+# C[b, h, i, j] = sum_k query_T[b, h, i, k] value_T[b, h, k, j], both operands transposed copies of the inputs
+TBG = mx.workload("TBG", seq_len=64, n_head=2, n_dim=16)
 
 
 def _copied_per_task(sample: mx.Sample) -> bool:
