@@ -315,23 +315,22 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
         # the task's panels of the operand, copied (transposed) into place by the copy's own block at the task loop
         sch.compute_at(copied_panels, fused, preserve_unit_loops=True)
         sch.annotate(copied_panels, "schedule_rule", "None")
-        copy_loops = sch.get_loops(copied_panels)
-        inner = copy_loops[-1]
-        extent = sch.get(inner).extent
-        if isinstance(extent, tvm.tirx.IntImm) and int(extent) > isa.lanes and int(extent) % isa.lanes == 0:
-            inner = sch.split(inner, [None, isa.lanes])[1]
-        sch.vectorize(inner)
+        _vectorize_copy(isa, sch, sch.get_loops(copied_panels)[-1])
     if packed is not None:
         pack_loops = sch.get_loops(packed)
         if len(pack_loops) > 1:
             sch.parallel(sch.fuse(*pack_loops[:-1]))
-        inner = pack_loops[-1]
-        extent = sch.get(inner).extent
-        if isinstance(extent, tvm.tirx.IntImm) and int(extent) > isa.lanes and int(extent) % isa.lanes == 0:
-            # one register at a time: a whole 1024-wide row as one LLVM vector took LLVM ~1 s per build (30x the kernel)
-            inner = sch.split(inner, [None, isa.lanes])[1]
-        sch.vectorize(inner)
+        _vectorize_copy(isa, sch, pack_loops[-1])
     return sch
+
+
+def _vectorize_copy(isa: VectorISA, sch: Schedule, inner: Any) -> None:
+    """Vectorize a copy's innermost loop, one register at a time where it is longer (a whole 1024-wide row as one
+    LLVM vector took LLVM ~1 s per build, 30x the kernel)."""
+    extent = sch.get(inner).extent
+    if isinstance(extent, tvm.tirx.IntImm) and int(extent) > isa.lanes and int(extent) % isa.lanes == 0:
+        inner = sch.split(inner, [None, isa.lanes])[1]
+    sch.vectorize(inner)
 
 
 def ragged_rows(isa: VectorISA, vecs: int, extent: int) -> int | None:
