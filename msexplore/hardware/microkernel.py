@@ -19,7 +19,9 @@ tiles of the row axis, so on 1024 rows at most 4 x 4 or 8 x 2 zmm accumulators; 
 (GEMM) the module adds, per panel width, a design space with the register block that fills the registers
 (``ragged_rows``: 6 x 4 or 14 x 2 zmm) where those rows do not divide the axis. Its last row tile is guarded,
 and the tile loop carries ``pragma_loop_partition_hint``, so TVM's lowering (``LoopPartition``, in every build)
-splits that tile off and the others run without the guard.
+splits that tile off and the others run without the guard. A convolution gets those blocks where no perfect tile
+reaches ``LATENCY_ACCUMULATORS`` (the dilated convolution ``DIL`` has 109 output columns, a prime: its best
+block was 1 row x 2 ymm, 2 accumulators, 0.81x PyTorch on a Zen 3; with 6 x 2 it ran 1.07x).
 
 An operand that a transpose of its own copies in the same function (a permutation copy whose only reader is the
 block, as TBG's ``query_T[b, h, l, d] = query[b, l, h, d]``) is not left to the defaults' compute-location sampling:
@@ -52,6 +54,8 @@ __all__ = [
 # a loop annotated with it is split by TVM's lowering (its LoopPartition pass, in every build) where a condition
 # inside it becomes provably true or false: how the modules take a guarded tile or a padding's edge off the others
 PARTITION_HINT = "pragma_loop_partition_hint"
+# independent accumulators that keep two FMA units busy through a 4-cycle latency (Skylake and later, Zen 3-5)
+LATENCY_ACCUMULATORS = 8
 MAX_PANELS = 16  # reduction panels per reduction axis: the k-panel is at least 1/16 of the reduction
 # a block annotated with it is left to the defaults: a module that wrote its own micro-kernels of the block (as
 # ``x86-padded-conv`` does) marks the copy it keeps for the default tiling
@@ -338,8 +342,12 @@ def ragged_rows(isa: VectorISA, vecs: int, extent: int) -> int | None:
     vectors and a broadcast), when they do not divide a row axis of ``extent`` and are more than the most rows that
     do; else None (the perfect tiles already hold the best block)."""
     rows = min(isa.max_rows(vecs), (isa.registers - vecs - 1) // vecs)
-    divides = max(r for r in range(1, isa.max_rows(vecs) + 1) if extent % r == 0)
-    return rows if extent % rows and rows > divides else None
+    return rows if extent % rows and rows > _perfect_rows(isa, vecs, extent) else None
+
+
+def _perfect_rows(isa: VectorISA, vecs: int, extent: int) -> int:
+    """The most rows of a register block ``vecs`` vectors wide that divide a row axis of ``extent``."""
+    return max(r for r in range(1, isa.max_rows(vecs) + 1) if extent % r == 0)
 
 
 def _panel_map(nr: int) -> Any:
@@ -365,20 +373,24 @@ def design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
             fork = sch.copy()
             fork.seed(sch.fork_seed())
             out.append(_microkernel(isa, fork, block, vecs, pack))
-    if types.count("R") == 1:
-        # GEMM's one long reduction: also the register blocks whose rows do not divide the row axis (6 x 4 and
-        # 14 x 2 zmm where only 4 x 4 and 8 x 2 divide 1024), the last tile guarded and partitioned off the others
-        # by TVM's lowering. Measured beside the perfect tiles on a Sapphire Rapids-class Xeon (2026-12-02, 128
-        # trials each, two runs): GEMM 512^3 831 -> 735 and 792 -> 715 us (PyTorch 716); TBG and GEMM 1024^3
-        # within the search's noise (README)
-        rows_extent = int(sch.get(sch.get_loops(block)[j - 1]).extent)
-        for vecs in isa.panel_widths(extent):
-            rows = ragged_rows(isa, vecs, rows_extent)
-            for pack in ((True, False) if extent > vecs * isa.lanes else (False,)) if rows else ():
-                fork = sch.copy()
-                fork.seed(sch.fork_seed())
-                out.append(_microkernel(isa, fork, block, vecs, pack, fixed_rows=rows))
-    if types.count("R") > 1:
+    rows_extent = int(sch.get(sch.get_loops(block)[j - 1]).extent)
+    convolution = types.count("R") > 1
+    for vecs in isa.panel_widths(extent):
+        # also the register block whose rows do not divide the row axis (6 x 4 and 14 x 2 zmm where only 4 x 4 and
+        # 8 x 2 divide 1024), its last tile guarded and partitioned off the others by TVM's lowering. For GEMM's one
+        # long reduction always: measured beside the perfect tiles on a Sapphire Rapids-class Xeon (2026-12-02, 128
+        # trials each, two runs), GEMM 512^3 831 -> 735 and 792 -> 715 us (PyTorch 716); TBG and GEMM 1024^3 within
+        # the search's noise (README). For a convolution only where no perfect tile covers the FMAs' latency (DIL's
+        # 109 output columns, a prime: 1 x 2 ymm was its best block, 2 accumulators); elsewhere the extra spaces
+        # would split its budget for a block the perfect tiles come close to
+        rows = ragged_rows(isa, vecs, rows_extent)
+        if rows is None or (convolution and _perfect_rows(isa, vecs, rows_extent) * vecs >= LATENCY_ACCUMULATORS):
+            continue
+        for pack in (True, False) if extent > vecs * isa.lanes else (False,):
+            fork = sch.copy()
+            fork.seed(sch.fork_seed())
+            out.append(_microkernel(isa, fork, block, vecs, pack, fixed_rows=rows))
+    if convolution:
         # several reduction axes (a convolution's channels x window): the k-panel is a nest of short loops (3 x 7 x 7
         # for ResNet's first conv), where the defaults' tiling can win. Keep the block's default design spaces beside
         # the micro-kernels so adding the module never removes what the defaults alone would find. Not for GEMM's one

@@ -228,3 +228,49 @@ def test_a_transposed_operand_copied_inside_each_task_gives_the_right_result():
     samples = [s for s in space.sample(24, seed=2) if _copied_per_task(s)]
     assert len({s.design_space for s in samples}) == 2
     assert_samples_match_the_reference(TBG, samples, terms=16)
+
+
+# ---- convolutions whose row axis no good register block divides ---------------------------------------------------
+
+# DIL's shape in small: a 7 x 7 window at dilation 2 and stride 2 over 28 columns leaves 11 output columns, a prime,
+# so the only perfect row tiles are 1 and 11 (DIL itself: 109); 30 columns leave 12, which 4 rows divide
+PRIME_COLUMNS = mx.workload("DIL", h=14, w=28, ci=3, co=32)
+EVEN_COLUMNS = mx.workload("DIL", h=14, w=30, ci=3, co=32)
+
+
+def _fixed_row_spaces(space: mx.Space) -> list[int]:
+    """The module's design spaces whose register block has fixed rows (no sampled innermost row tile)."""
+    return [ds.index for ds in space.design_spaces
+            if any(rv.module == "x86-avx2" for rv in ds.random_variables)
+            and "conv2d_nhwc.tile_w" not in ds.by_name()]
+
+
+def test_a_convolution_with_a_prime_row_axis_gets_the_block_that_fills_the_registers():
+    assert PRIME_COLUMNS.args[2].shape[2] == 11 and EVEN_COLUMNS.args[2].shape[2] == 12
+    space = mx.Space(PRIME_COLUMNS, modules=MODULES, target=HASWELL)
+    fixed = _fixed_row_spaces(space)
+    # 2 ymm vectors of the 32 channels: 6 rows (12 accumulators), packed or not, where only 1 row divides 11
+    assert len(fixed) == 2 and not space.failures
+    samples = [s for s in space.sample(24, seed=0) if s.design_space in fixed]
+    assert samples and all(s.valid for s in samples), [s.error for s in samples if not s.valid]
+    assert all("in T.unroll(6)" in s.tir for s in samples)
+    # its k step, where the defaults' unrolling leaves it a loop: an accumulator register per row and vector
+    target = mx.resolve_target(HASWELL)
+    rolled = [s for s in samples if s.decisions["root.unroll_explicit"] == 0]
+    assert rolled
+    for sample in rolled:
+        loop = _fma_loop(tvm.tirx.build(sample.schedule.mod, target).inspect_source("asm"))
+        fmas = re.findall(r"vfmadd\d+ps\s+(\S+), (\S+), (\S+)", loop)
+        assert len({dst for *_, dst in fmas}) >= 12, loop[:1500]
+    # where 4 rows divide the axis (8 accumulators, enough for the FMAs' latency) the space is left as it was
+    assert _fixed_row_spaces(mx.Space(EVEN_COLUMNS, modules=MODULES, target=HASWELL)) == []
+
+
+@needs_avx2_host
+def test_the_block_that_fills_the_registers_on_a_prime_row_axis_gives_the_right_result():
+    target = {**HASWELL, "mcpu": mx.host_target().attrs["mcpu"]}
+    space = mx.Space(PRIME_COLUMNS, modules=MODULES, target=target)
+    fixed = _fixed_row_spaces(space)
+    samples = [s for s in space.sample(24, seed=3) if s.design_space in fixed]
+    assert len({s.design_space for s in samples}) == 2
+    assert_samples_match_the_reference(PRIME_COLUMNS, samples, terms=7 * 7 * 3)

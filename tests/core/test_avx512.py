@@ -108,6 +108,26 @@ def test_convolutions_keep_the_default_spaces_beside_the_micro_kernels():
     assert variables(kept) == variables(default.design_spaces)
 
 
+def test_a_convolution_with_a_prime_row_axis_gets_the_blocks_that_fill_the_zmm_registers():
+    # 17 output columns (DIL's are 109), a prime: perfect row tiles give 1 x 4 or 1 x 2 zmm, too few accumulators to
+    # cover the FMAs' latency; the module adds 6 x 4 (64 channels: one panel, nothing to pack) and 14 x 2 (packed or
+    # not), and nothing where 7 rows divide the axis (14 columns)
+    prime = mx.workload("DIL", h=14, w=40, ci=3, co=64)
+    assert prime.args[2].shape[2] == 17
+    space = mx.Space(prime, modules=MODULES, target=SKYLAKE)
+    mine = [ds for ds in space.design_spaces if any(rv.module == "x86-avx512" for rv in ds.random_variables)]
+    fixed = [ds.index for ds in mine if "conv2d_nhwc.tile_w" not in ds.by_name()]
+    assert len(fixed) == 3 and not space.failures
+    rows = sorted(int(re.search(r"in T\.unroll\((\d+)\)", s.tir).group(1))
+                  for s in space.sample(40, seed=0) if s.design_space in fixed)
+    assert set(rows) == {6, 14}
+    divisible = mx.workload("DIL", h=14, w=34, ci=3, co=64)
+    assert divisible.args[2].shape[2] == 14
+    kept = mx.Space(divisible, modules=MODULES, target=SKYLAKE)
+    assert all("conv2d_nhwc.tile_w" in ds.by_name() for ds in kept.design_spaces
+               if any(rv.module == "x86-avx512" for rv in ds.random_variables))
+
+
 def test_register_block_is_bounded_by_the_zmm_registers(gemm_space):
     for ds in gemm_space.design_spaces:
         if "Z.tile_i" in ds.by_name():
