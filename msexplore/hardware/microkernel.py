@@ -360,6 +360,17 @@ def _panel_map(nr: int) -> Any:
     return index_map
 
 
+def _packings(isa: VectorISA, sch: Schedule, block: Any, vecs: int, extent: int, **kernel: Any) -> list[Schedule]:
+    """The micro-kernel ``vecs`` vectors wide on forks of ``sch``: packed and not, or only unpacked where the vector
+    axis (of ``extent``) is one panel wide."""
+    out = []
+    for pack in (True, False) if extent > vecs * isa.lanes else (False,):
+        fork = sch.copy()
+        fork.seed(sch.fork_seed())
+        out.append(_microkernel(isa, fork, block, vecs, pack, **kernel))
+    return out
+
+
 def design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
     """The module's spaces for ``block``: one micro-kernel per panel width, with and without packing, and for a
     block with several reduction axes (a convolution) its default design spaces as well."""
@@ -368,11 +379,7 @@ def design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
     extent = int(sch.get(sch.get_loops(block)[j]).extent)
     out = []
     for vecs in isa.panel_widths(extent):
-        packs = (True, False) if extent > vecs * isa.lanes else (False,)
-        for pack in packs:
-            fork = sch.copy()
-            fork.seed(sch.fork_seed())
-            out.append(_microkernel(isa, fork, block, vecs, pack))
+        out += _packings(isa, sch, block, vecs, extent)
     rows_extent = int(sch.get(sch.get_loops(block)[j - 1]).extent)
     convolution = types.count("R") > 1
     for vecs in isa.panel_widths(extent):
@@ -386,10 +393,7 @@ def design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
         rows = ragged_rows(isa, vecs, rows_extent)
         if rows is None or (convolution and _perfect_rows(isa, vecs, rows_extent) * vecs >= LATENCY_ACCUMULATORS):
             continue
-        for pack in (True, False) if extent > vecs * isa.lanes else (False,):
-            fork = sch.copy()
-            fork.seed(sch.fork_seed())
-            out.append(_microkernel(isa, fork, block, vecs, pack, fixed_rows=rows))
+        out += _packings(isa, sch, block, vecs, extent, fixed_rows=rows)
     if convolution:
         # several reduction axes (a convolution's channels x window): the k-panel is a nest of short loops (3 x 7 x 7
         # for ResNet's first conv), where the defaults' tiling can win. Keep the block's default design spaces beside
