@@ -27,7 +27,7 @@ from tvm.s_tir import meta_schedule as ms
 from tvm.s_tir.meta_schedule.runner import EvaluatorConfig
 from tvm.s_tir.meta_schedule.runner.utils import run_evaluator_common
 
-from msexplore.common import check_int_in_range, error_line
+from msexplore.common import check_int_in_range, check_positive_int, error_line
 from msexplore.target import TargetLike, resolve_target
 from msexplore.workers import Workers
 from msexplore.workloads import Comparison, Workload
@@ -475,19 +475,23 @@ def measure(
     evaluator: EvaluatorConfig | None = None,
     rpc: RPCSettings | None = None,
     timeout_sec: float = 60,
+    rounds: int = 1,
 ) -> list[Measurement]:
     """Build and run schedules outside a search, checking each against the reference.
 
     ``schedules_or_mods`` is a ``tvm.s_tir.Schedule``, an ``IRModule`` or a list of them; the result has one
     ``Measurement`` per item, in order. Failures are recorded, not raised. ``evaluator`` defaults to
     ``MEASURE_EVALUATOR`` (three repeats, so ``latency_s`` is a median). ``timeout_sec`` bounds each build
-    and each local run.
+    and each local run. ``rounds`` > 1 builds each once and runs them all in turn that many times, each round
+    starting one further along the list: a spell of load from elsewhere then slows every item alike, and each
+    ``Measurement`` holds every round's repeats (its ``latency_s`` their median; a round that fails fails it).
     """
     single = isinstance(schedules_or_mods, (tvm.s_tir.Schedule, tvm.IRModule))
     items = [schedules_or_mods] if single else list(schedules_or_mods)
     mods = [_as_ir_module(item, f"measure(): item {position}") for position, item in enumerate(items)]
     evaluator = MEASURE_EVALUATOR if evaluator is None else evaluator
     _check_options(evaluator, rpc)
+    check_positive_int("rounds", rounds)
     target = resolve_target(target)
     if not mods:
         return []
@@ -496,7 +500,7 @@ def measure(
     with Workers(cores, build_timeout_s=timeout_sec, run_timeout_s=timeout_sec) as workers:
         builder_results = list(make_builder(workers=workers, local=rpc is None).build(builder_inputs))
         built = [index for index, result in enumerate(builder_results) if result.error_msg is None]
-        runner_results: list[Any] = [None] * len(builder_results)
+        runs: list[list[Any]] = [[] for _ in builder_results]  # each item's runner results, one per round
         try:
             if built:
                 with tempfile.TemporaryDirectory(prefix="msexplore-check-") as check_dir:
@@ -504,13 +508,16 @@ def measure(
                         workload, check_dir=check_dir, rpc=rpc, evaluator=evaluator, check=check, workers=workers
                     )
                     args_info = ms.arg_info.ArgInfo.from_prim_func(workload.func)
-                    inputs = [
-                        ms.runner.RunnerInput(builder_results[index].artifact_path, "cpu", args_info)
-                        for index in built
-                    ]
+                    device = "cpu" if target.kind.name == "llvm" else target.kind.name
                     try:
-                        for index, future in zip(built, runner.run(inputs)):
-                            runner_results[index] = future.result()
+                        for round_ in range(rounds):
+                            order = built[round_ % len(built):] + built[:round_ % len(built)]
+                            inputs = [
+                                ms.runner.RunnerInput(builder_results[index].artifact_path, device, args_info)
+                                for index in order
+                            ]
+                            for index, future in zip(order, runner.run(inputs)):
+                                runs[index].append(future.result())
                     finally:
                         if rpc is not None:  # an RPCRunner has its own pool
                             runner.pool.shutdown()
@@ -518,9 +525,19 @@ def measure(
             for index in built:
                 ms.utils.remove_build_dir(builder_results[index].artifact_path)
     return [
-        Measurement.from_results(result, runner_result, workload.flop)
-        for result, runner_result in zip(builder_results, runner_results)
+        Measurement.from_results(result, _joined(results), workload.flop)
+        for result, results in zip(builder_results, runs)
     ]
+
+
+def _joined(results: list[Any]) -> Any:
+    """One runner result from several rounds' of a kernel: the first error, else every round's timings."""
+    if not results:
+        return None
+    failed = [result for result in results if result.error_msg is not None]
+    if failed:
+        return failed[0]
+    return ms.runner.RunnerResult(run_secs=[s for result in results for s in result.run_secs], error_msg=None)
 
 
 def _as_ir_module(item: Any, label: str) -> tvm.IRModule:

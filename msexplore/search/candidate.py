@@ -17,11 +17,14 @@ __all__ = ["Candidate"]
 class Candidate:
     """A measured candidate; ``verified`` when its outputs were compared with the reference and matched."""
 
-    def __init__(self, event: TrialEvent, workload: Any, target: Any, *, checked: bool = True) -> None:
+    def __init__(
+        self, event: TrialEvent, workload: Any, target: Any, *, checked: bool = True, confirmed_s: float | None = None
+    ) -> None:
         self.event = event
         self.workload = workload
         self.target = target
         self.verified = checked and event.ok
+        self.confirmed_s = confirmed_s  # the median of ``SearchRun.confirm``'s rounds, where it re-timed this one
 
     latency_s = property(lambda self: self.event.latency_s)
     gflops = property(lambda self: self.event.gflops)
@@ -62,7 +65,7 @@ class Candidate:
             trace_python=self.python(),
             trace_json=self.event.trace,
             record_json=self.event.to_json(),
-            latency_s=self.latency_s,
+            latency_s=self.latency_s if self.confirmed_s is None else self.confirmed_s,
             overwrite=overwrite,
         )
 
@@ -70,4 +73,6 @@ class Candidate:
         check = "verified" if self.verified else "NOT verified"
         if self.latency_s is None:
             return f"Candidate(trial {self.index}, failed: {self.event.error})"
-        return f"Candidate(trial {self.index}, {self.latency_s * 1e3:.4f} ms, {self.gflops:.1f} GFLOPS, {check})"
+        confirmed = "" if self.confirmed_s is None else f", confirmed {self.confirmed_s * 1e3:.4f} ms"
+        return (f"Candidate(trial {self.index}, {self.latency_s * 1e3:.4f} ms, {self.gflops:.1f} GFLOPS{confirmed}, "
+                f"{check})")

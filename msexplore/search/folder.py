@@ -4,6 +4,7 @@ The layout::
 
     run.json                        the run's configuration (workload, target, modules, strategy, budget, sessions)
     status.json                     how the last session ended (absent while one runs, or if its process died)
+    confirmed.json                  the fastest candidates re-timed in turn (``SearchRun.confirm``), if asked
     events.jsonl                    one TrialEvent per measured candidate, appended a whole batch at a time
     database_tuning_record.json     MetaSchedule's JSON database (records), appended as measured
     database_workload.json          MetaSchedule's workloads of that database
@@ -29,7 +30,7 @@ __all__ = [
     "RunFolder", "RUN_FILE", "STATUS_FILE", "EVENTS_FILE", "RECORDS_FILE", "WORKLOADS_FILE", "read_json", "write_json",
 ]
 
-RUN_FILE, STATUS_FILE, EVENTS_FILE = "run.json", "status.json", "events.jsonl"
+RUN_FILE, STATUS_FILE, EVENTS_FILE, CONFIRMED_FILE = "run.json", "status.json", "events.jsonl", "confirmed.json"
 RECORDS_FILE = "database_tuning_record.json"
 WORKLOADS_FILE = "database_workload.json"
 WORKERS_LOG = "workers.log"
@@ -73,6 +74,13 @@ class RunFolder:
     def write_status(self, *, status: str, error: str | None, session: int, ended: float | None, measured: int) -> None:
         data = {"status": status, "error": error, "session": session, "ended": ended, "measured": measured}
         write_json(self._file(STATUS_FILE), data)
+
+    def read_confirmation(self) -> dict[str, Any] | None:
+        """``confirmed.json``: the last re-timing of the fastest candidates, or ``None`` if there was none."""
+        return read_json(self._file(CONFIRMED_FILE))
+
+    def write_confirmation(self, confirmation: dict[str, Any]) -> None:
+        write_json(self._file(CONFIRMED_FILE), confirmation)
 
     def last_change(self) -> float | None:
         """When the event log was last written (a killed run's end), or ``None`` if it has none."""

@@ -243,14 +243,33 @@ class SearchRun(BackgroundRun):
 
     @property
     def best(self) -> Any:
-        """The fastest candidate whose outputs matched the reference, or ``None`` if none has yet."""
+        """The fastest candidate whose outputs matched the reference, or ``None`` if none has yet. After
+        ``confirm``, the fastest by its confirmed median (its ``confirmed_s``) while no later session has measured
+        more on the folder; else the fastest by the search's single timing."""
         from .candidate import Candidate
+        from .confirm import confirmed_latencies
 
         ok = [e for e in self.events if e.ok]
         if not ok:
             return None
+        checked = bool(self.config.get("check", True))
+        confirmed = confirmed_latencies(self)
+        if confirmed:
+            index = min(confirmed, key=confirmed.__getitem__)
+            event = next(e for e in ok if e.index == index)
+            return Candidate(event, self.workload, self.config["target"], checked=checked, confirmed_s=confirmed[index])
         best = min(ok, key=lambda e: e.latency_s)
-        return Candidate(best, self.workload, self.config["target"], checked=bool(self.config.get("check", True)))
+        return Candidate(best, self.workload, self.config["target"], checked=checked)
+
+    def confirm(self, top: int = 5, *, rounds: int = 5, evaluator: Any = None) -> pd.DataFrame:
+        """Re-time the ``top`` fastest verified candidates, all in turn, ``rounds`` times, and rank them by the
+        median: the search times each once, and its fastest single timing is often its luckiest. Writes
+        ``confirmed.json`` to the folder; ``best`` then follows the medians (until a later session on the
+        folder measures more). ``evaluator`` as ``mx.measure``'s (default: three repeats of 50 ms a round).
+        Returns a table, fastest median first. Only when the search has ended (``wait`` or ``stop`` first)."""
+        from .confirm import confirm
+
+        return confirm(self, top, rounds, evaluator)
 
     def top(self, k: int = 10) -> list[Any]:
         from .candidate import Candidate
