@@ -47,6 +47,21 @@ print(run.progress)
 best = run.best
 best
 
+# %% [markdown]
+# ## Confirm the best before exporting
+#
+# The search times each candidate once, and the fastest of many single timings is often the luckiest: kernels
+# within a few percent of each other swap places from one timing to the next. `confirm` builds the fastest few
+# again and times them all in turn, several rounds, and ranks them by the median; `run.best` then follows that
+# ranking (its `confirmed_s` is the median), and the export records the confirmed latency. The ranking is kept in
+# the run's folder (`confirmed.json`) until another search on the folder measures more.
+
+# %%
+confirmed = run.confirm(top=4, rounds=3)
+best = run.best
+print(best)
+confirmed
+
 # %%
 bundle = best.export("runs/05-kernel", overwrite=True)
 bundle

@@ -2,7 +2,7 @@
 
 ``main(argv)`` parses, runs one subcommand and returns the exit code (the console script calls
 ``sys.exit(main())``). Results go to stdout (text, or JSON with ``--json``); progress and errors go to stderr.
-Each subcommand lives in its own module (``tune``, ``tune_model``, ``runs`` for show and export, ``workloads``;
+Each subcommand lives in its own module (``tune``, ``tune_model``, ``runs`` for show, confirm and export, ``workloads``;
 ``lab`` is ``msexplore.lab``), which adds its parser; they share ``_common`` and never import one another.
 
 Exit codes
@@ -11,7 +11,7 @@ Exit codes
 2    bad input: a usage error, an unknown workload or module, a bad ``--shape``/``--target``, a work dir that is
      a file or holds no run, an export folder that exists without ``--overwrite``, a model factory (FILE.py:NAME)
      that is missing, fails or returns no model, a model TVM cannot import (one line on stderr)
-3    the search failed, or there is no valid candidate to export, or a compiled model fails its check
+3    the search failed, or there is no valid candidate to export or confirm, or a compiled model fails its check
 130  interrupted (Ctrl-C): the search stopped after the batch it was measuring; every record is kept
 """
 
@@ -59,7 +59,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     tune.add_parser(commands, parents=[common])
     tune_model.add_parser(commands, parents=[common])
-    runs.add_parsers(commands, parents=[common])  # show, export
+    runs.add_parsers(commands, parents=[common])  # show, confirm, export
     workloads.add_parser(commands, parents=[common])
     html_report.add_parser(commands, parents=[common])  # report
     add_lab_parser(commands, parents=[common])

@@ -198,6 +198,7 @@ def candidate_json(candidate: Any) -> dict[str, Any] | None:
         "latency_s": candidate.latency_s,
         "gflops": candidate.gflops,
         "verified": candidate.verified,
+        "confirmed_s": candidate.confirmed_s,
         "decisions": plain_json(candidate.decisions),
     }
 
@@ -207,7 +208,8 @@ def best_text(best: dict[str, Any] | None) -> str:
     if best is None:
         return "no valid candidate"
     check = "verified" if best["verified"] else "NOT verified (--no-check)"
-    return f"trial {best['trial']}, {best['latency_s'] * 1e3:.4f} ms, {best['gflops']:.1f} GFLOPS, {check}"
+    confirmed = "" if best.get("confirmed_s") is None else f", confirmed {best['confirmed_s'] * 1e3:.4f} ms"
+    return f"trial {best['trial']}, {best['latency_s'] * 1e3:.4f} ms, {best['gflops']:.1f} GFLOPS{confirmed}, {check}"
 
 
 def no_valid_candidate(run: Any) -> str:

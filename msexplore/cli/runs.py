@@ -1,5 +1,5 @@
-"""``msexplore show WORK_DIR`` and ``msexplore export WORK_DIR OUT_DIR``: read a run's folder (``mx.open_run``) and
-report on it, or export its best kernel as a bundle."""
+"""``msexplore show WORK_DIR``, ``msexplore confirm WORK_DIR`` and ``msexplore export WORK_DIR OUT_DIR``: read a
+run's folder (``mx.open_run``) and report on it, re-time its fastest candidates, or export its best kernel."""
 
 from __future__ import annotations
 
@@ -37,6 +37,17 @@ def add_parsers(commands: Any, *, parents: Sequence[argparse.ArgumentParser]) ->
     show.add_argument("work_dir", metavar="WORK_DIR", help="the folder of a run (tune --work-dir)")
     show.add_argument("--top", type=positive, default=5, metavar="K", help="rows of the best-candidates table (5)")
     show.set_defaults(handler=_show)
+
+    confirm = commands.add_parser(
+        "confirm", parents=parents, help="re-time a run's fastest candidates in turn; its best follows the medians",
+        description="Build the TOP fastest verified candidates of WORK_DIR and time them all in turn, ROUNDS times, "
+        "ranking them by the median (the search times each once). The ranking is saved in WORK_DIR/confirmed.json: "
+        "show and export then take the fastest by it, until another search on the folder measures more.",
+    )
+    confirm.add_argument("work_dir", metavar="WORK_DIR", help="the folder of a finished run (tune --work-dir)")
+    confirm.add_argument("--top", type=positive, default=5, metavar="K", help="candidates to re-time (5)")
+    confirm.add_argument("--rounds", type=positive, default=5, metavar="N", help="times each is timed in turn (5)")
+    confirm.set_defaults(handler=_confirm)
 
     export = commands.add_parser(
         "export", parents=parents, help="export a run's best kernel as a bundle that loads without msexplore's state",
@@ -95,6 +106,21 @@ def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         table = table.assign(latency_s=table["latency_s"] * 1e3).rename(columns={"latency_s": "latency_ms"})
         print(f"\ntop {len(ok)}:", file=out)
         print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"), file=out)
+    return EXIT_OK
+
+
+def _confirm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with bad_input():
+        run = mx.open_run(args.work_dir)
+        if run.best is None:
+            raise SearchFailed(no_valid_candidate(run))
+        table = run.confirm(args.top, rounds=args.rounds)
+    if args.json:
+        print_json({"work_dir": run.work_dir, "best": candidate_json(run.best), "confirmed": rows(table)}, out)
+        return EXIT_OK
+    print(f"re-timed the {len(table)} fastest of {run.work_dir}, {args.rounds} rounds in turn", file=out)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"), file=out)
+    print(f"best:      {best_text(candidate_json(run.best))}", file=out)
     return EXIT_OK
 
 

@@ -1,4 +1,4 @@
-"""The ``msexplore`` command: tune, show, export, workloads, their --help, their errors and exit codes.
+"""The ``msexplore`` command: tune, show, confirm, export, workloads, their --help, their errors and exit codes.
 
 Real TVM with a tiny budget: one 8-trial tune of a 32x32x32 GMM, shared by the tests through a module fixture.
 """
@@ -126,6 +126,29 @@ def test_export_writes_another_bundle_and_refuses_to_overwrite(tuned, capsys):
     _assert_kernel_runs(target)
 
 
+def test_confirm_re_times_the_fastest_and_show_and_export_follow(tuned, tmp_path, capsys):
+    work = tmp_path / "gmm"
+    shutil.copytree(tuned.work, work)
+    assert main(["confirm", str(work), "--top", "3", "--rounds", "2", "--json"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    confirmed = data["confirmed"]
+    assert len(confirmed) == 3 and all(row["timings"] == 6 for row in confirmed)
+    assert data["best"]["trial"] == confirmed[0]["index"]
+    assert data["best"]["confirmed_s"] * 1e3 == pytest.approx(confirmed[0]["confirmed_ms"])
+
+    assert main(["show", str(work)]) == 0
+    out = capsys.readouterr().out
+    assert f"best:      trial {confirmed[0]['index']}, " in out and " GFLOPS, confirmed " in out
+    assert main(["export", str(work), str(tmp_path / "out"), "--json"]) == 0
+    exported = json.loads(capsys.readouterr().out)
+    assert exported["trial"] == confirmed[0]["index"]
+    assert exported["manifest"]["latency_s"] == pytest.approx(data["best"]["confirmed_s"])
+
+    assert main(["confirm", str(work), "--top", "2", "--rounds", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "re-timed the 2 fastest" in out and "confirmed_ms" in out and "best:      trial" in out
+
+
 def test_tune_again_continues_and_ctrl_c_stops_keeping_every_record(tuned, tmp_path, monkeypatch, sigint_raises):
     work = tmp_path / "gmm"
     shutil.copytree(tuned.work, work)
@@ -161,11 +184,12 @@ def test_tune_again_continues_and_ctrl_c_stops_keeping_every_record(tuned, tmp_p
 @pytest.mark.parametrize(
     ("command", "options"),
     [
-        ([], ["tune", "show", "export", "workloads", "Exit codes"]),
+        ([], ["tune", "show", "confirm", "export", "workloads", "Exit codes"]),
         (["tune"], ["--shape", "--trials", "--work-dir", "--strategy", "--batch-size", "--seed", "--target",
                     "--modules", "--export", "--overwrite", "--rpc-tracker", "--rpc-key", "--no-check", "--screen",
                     "--json"]),
         (["show"], ["WORK_DIR", "--top", "--json"]),
+        (["confirm"], ["WORK_DIR", "--top", "--rounds", "--json"]),
         (["export"], ["WORK_DIR", "OUT_DIR", "--overwrite", "--json"]),
         (["workloads"], ["NAME", "--json"]),
     ],
@@ -265,7 +289,7 @@ def test_show_and_export_refuse_a_folder_that_is_not_a_run(tmp_path, capsys):
     assert not (tmp_path / "out").exists()
 
 
-def test_a_run_without_a_valid_candidate_exits_3_on_export(tmp_path, capsys):
+def test_a_run_without_a_valid_candidate_exits_3_on_export_and_confirm(tmp_path, capsys):
     gmm = mx.workload("GMM", n=32, m=32, k=32)
     RunFolder(tmp_path).write_config({"workload": gmm.to_json(), "target": "llvm", "trials": 2, "check": True})
     EventLog(tmp_path / "events.jsonl").append(
@@ -279,6 +303,8 @@ def test_a_run_without_a_valid_candidate_exits_3_on_export(tmp_path, capsys):
     assert main(["export", str(tmp_path), str(tmp_path / "out")]) == 3
     err = capsys.readouterr().err
     assert "no valid candidate among the 2 measured" in err and "trial 1: RuntimeError: boom 1" in err
+    assert main(["confirm", str(tmp_path)]) == 3
+    assert "no valid candidate among the 2 measured" in capsys.readouterr().err
 
 
 def test_workloads_lists_names_parameters_and_defaults(capsys):

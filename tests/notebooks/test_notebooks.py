@@ -140,6 +140,8 @@ def check_05(nb: nbformat.NotebookNode) -> None:
     for name in ("kernel.so", "manifest.json", "schedule.py", "trace.py"):
         assert name in text, f"the bundle listing does not show {name}"
     assert "ratio kernel / numpy" in text
+    confirmed_best = re.search(r"Candidate\(trial \d+, .* confirmed [\d.]+ ms, verified\)", text)
+    assert confirmed_best, "the confirmed best is not shown"
     widgets = tagged(nb, "widget")
     assert widgets and all(shows_widget(c) for c in widgets), "the ExportPanel was not displayed"
 
