@@ -39,6 +39,7 @@ row (not a matrix-vector product).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import tvm
@@ -48,7 +49,7 @@ from .isa import VectorISA
 
 __all__ = [
     "NO_MICROKERNEL", "PARTITION_HINT", "design_spaces", "fp32_multiply_accumulate", "iter_kinds",
-    "microkernel_applies", "ragged_rows",
+    "microkernel_applies", "packings", "ragged_rows",
 ]
 
 # a loop annotated with it is split by TVM's lowering (its LoopPartition pass, in every build) where a condition
@@ -360,14 +361,15 @@ def _panel_map(nr: int) -> Any:
     return index_map
 
 
-def _packings(isa: VectorISA, sch: Schedule, block: Any, vecs: int, extent: int, **kernel: Any) -> list[Schedule]:
-    """The micro-kernel ``vecs`` vectors wide on forks of ``sch``: packed and not, or only unpacked where the vector
-    axis (of ``extent``) is one panel wide."""
+def packings(isa: VectorISA, sch: Schedule, vecs: int, extent: int,
+             kernel: Callable[[Schedule, bool], Schedule]) -> list[Schedule]:
+    """``kernel(fork, pack)``, a micro-kernel ``vecs`` vectors wide, on forks of ``sch``: packed and not, or only
+    unpacked where the vector axis (of ``extent``) is one panel wide."""
     out = []
     for pack in (True, False) if extent > vecs * isa.lanes else (False,):
         fork = sch.copy()
         fork.seed(sch.fork_seed())
-        out.append(_microkernel(isa, fork, block, vecs, pack, **kernel))
+        out.append(kernel(fork, pack))
     return out
 
 
@@ -379,7 +381,8 @@ def design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
     extent = int(sch.get(sch.get_loops(block)[j]).extent)
     out = []
     for vecs in isa.panel_widths(extent):
-        out += _packings(isa, sch, block, vecs, extent)
+        out += packings(isa, sch, vecs, extent, lambda fork, pack, vecs=vecs: _microkernel(
+            isa, fork, block, vecs, pack))
     rows_extent = int(sch.get(sch.get_loops(block)[j - 1]).extent)
     convolution = types.count("R") > 1
     for vecs in isa.panel_widths(extent):
@@ -393,7 +396,8 @@ def design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
         rows = ragged_rows(isa, vecs, rows_extent)
         if rows is None or (convolution and _perfect_rows(isa, vecs, rows_extent) * vecs >= LATENCY_ACCUMULATORS):
             continue
-        out += _packings(isa, sch, block, vecs, extent, fixed_rows=rows)
+        out += packings(isa, sch, vecs, extent, lambda fork, pack, vecs=vecs, rows=rows: _microkernel(
+            isa, fork, block, vecs, pack, fixed_rows=rows))
     if convolution:
         # several reduction axes (a convolution's channels x window): the k-panel is a nest of short loops (3 x 7 x 7
         # for ResNet's first conv), where the defaults' tiling can win. Keep the block's default design spaces beside

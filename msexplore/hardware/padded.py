@@ -81,6 +81,7 @@ from .microkernel import (
     _uses,
     fp32_multiply_accumulate,
     iter_kinds,
+    packings,
 )
 
 __all__ = ["AVX2_MODULE_NAME", "MIN_DEAD", "MODULE_NAME", "PADDED_CONV", "PADDED_CONV_AVX2", "Borders", "borders"]
@@ -289,10 +290,8 @@ def _design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
     extent = int(sch.get(block).iter_vars[vector].dom.extent)
     out = []
     for vecs in isa.panel_widths(extent):
-        for pack in (True, False) if extent > vecs * isa.lanes else (False,):
-            fork = sch.copy()
-            fork.seed(sch.fork_seed())
-            out.append(_schedule(isa, fork, block, found, vecs, pack))
+        out += packings(isa, sch, vecs, extent, lambda fork, pack, vecs=vecs: _schedule(
+            isa, fork, block, found, vecs, pack))
     # the same micro-kernels with the dead taps are what the micro-kernel module would add: leave the block to the
     # defaults
     sch.annotate(block, NO_MICROKERNEL, 1)
