@@ -531,7 +531,7 @@ def measure(
 
 
 def _joined(results: list[Any]) -> Any:
-    """One runner result from several rounds' of a kernel: the first error, else every round's timings."""
+    """One runner result from a kernel's several rounds: the first error, else every round's timings."""
     if not results:
         return None
     failed = [result for result in results if result.error_msg is not None]

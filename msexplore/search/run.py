@@ -252,14 +252,14 @@ class SearchRun(BackgroundRun):
         ok = [e for e in self.events if e.ok]
         if not ok:
             return None
-        checked = bool(self.config.get("check", True))
-        confirmed = confirmed_latencies(self)
+        confirmed = confirmed_latencies(self) or {}
         if confirmed:
-            index = min(confirmed, key=confirmed.__getitem__)
-            event = next(e for e in ok if e.index == index)
-            return Candidate(event, self.workload, self.config["target"], checked=checked, confirmed_s=confirmed[index])
-        best = min(ok, key=lambda e: e.latency_s)
-        return Candidate(best, self.workload, self.config["target"], checked=checked)
+            fastest = min(confirmed, key=confirmed.__getitem__)
+            event = next(e for e in ok if e.index == fastest)
+        else:
+            event = min(ok, key=lambda e: e.latency_s)
+        return Candidate(event, self.workload, self.config["target"], checked=bool(self.config.get("check", True)),
+                         confirmed_s=confirmed.get(event.index))
 
     def confirm(self, top: int = 5, *, rounds: int = 5, evaluator: Any = None) -> pd.DataFrame:
         """Re-time the ``top`` fastest verified candidates, all in turn, ``rounds`` times, and rank them by the
