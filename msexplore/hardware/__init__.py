@@ -14,12 +14,13 @@ from ..modules import ModuleNotApplicable, registered_modules
 from ..target import resolve_target
 from . import avx2, avx512, padded, rows, transposed, transposes, vnni  # noqa: F401  (registration on import)
 from .build_check import BuildCheck, build_check
-from .isa import VectorISA, isa_of
+from .isa import AVX2, VectorISA, isa_of
 
 __all__ = ["BuildCheck", "VectorISA", "build_check", "cpu_modules", "isa_of", "microkernel_module"]
 
-# the fp32 CPU modules shipped here besides the micro-kernels, in the order a space lists them
-_OTHER_CPU_MODULES = ("x86-row-reduction", "x86-transposed-conv", "x86-padded-conv", "x86-transpose")
+# the fp32 CPU modules shipped here besides the micro-kernels, in the order a space lists them (the padded
+# convolution's: its AVX2 twin on a CPU without AVX-512)
+_OTHER_CPU_MODULES = ("x86-row-reduction", "x86-transposed-conv", padded.MODULE_NAME, "x86-transpose")
 
 
 def microkernel_module(target: Any = None) -> str:
@@ -38,12 +39,13 @@ def microkernel_module(target: Any = None) -> str:
 
 def cpu_modules(target: Any = None) -> list[str]:
     """The fp32 hardware modules shipped with msexplore that ``target``'s CPU (default: this machine's) can run:
-    its micro-kernel module, then the row-reduction, transposed-convolution, padded-convolution and transpose
-    modules where it has what each needs (``x86-avx2-padded-conv`` is not among them: on a Zen 3 its kernels ran
-    slower than the ones it replaces, see ``hardware/padded.py``).
-    ``modules=["default", *mx.hardware.cpu_modules()]`` is what the benchmarks tune with."""
+    its micro-kernel module, then the row-reduction, transposed-convolution, padded-convolution (the one for its
+    ISA: ``x86-padded-conv`` with AVX-512, ``x86-avx2-padded-conv`` without) and transpose modules where it has what
+    each needs. ``modules=["default", *mx.hardware.cpu_modules()]`` is what the benchmarks tune with."""
     resolved = resolve_target(target)
     isa = isa_of(resolved)
-    names = ([isa.module] if isa else []) + list(_OTHER_CPU_MODULES)
+    padded_conv = padded.AVX2_MODULE_NAME if isa is AVX2 else padded.MODULE_NAME
+    names = ([isa.module] if isa else []) + [padded_conv if name == padded.MODULE_NAME else name
+                                             for name in _OTHER_CPU_MODULES]
     registered = registered_modules()
     return [name for name in names if not registered[name].requires(resolved)]

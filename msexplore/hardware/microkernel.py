@@ -258,8 +258,14 @@ def _microkernel(isa: VectorISA, sch: Schedule, block: Any, vecs: int, pack: boo
     j0, j1 = sch.split(j_outer, sch.sample_perfect_tile(j_outer, n=2, max_innermost_factor=16))
     rows_max = isa.max_rows(vecs)
     if tasks_by_outer_axes:
-        # row axis: [i1 (rows per cache block), rows (register block)]; other spatial axes whole, in parallel
-        i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=2, max_innermost_factor=rows_max))
+        # row axis: [i1 (rows per cache block), rows (register block)]; other spatial axes whole, in parallel. A
+        # fixed block of rows that need not divide the axis guards its last tile, which TVM's lowering partitions
+        # off the others
+        if fixed_rows is not None:
+            i1, rows = sch.split(i, [None, fixed_rows])
+            sch.annotate(i1, PARTITION_HINT, 1)
+        else:
+            i1, rows = sch.split(i, sch.sample_perfect_tile(i, n=2, max_innermost_factor=rows_max))
         row_tasks, outer_tiles = [], [[lp, None] for k, lp in enumerate(outer) if k != serial]
     elif fixed_rows is not None and copied_panels is not None:
         # all rows in each task (its panel copied once), the guarded last row tile partitioned off

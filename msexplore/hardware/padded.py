@@ -31,18 +31,17 @@ sets of micro-kernels spent 220 of its trials on the ones that multiply the padd
     space = mx.Space(mx.workload("C3D"), modules=["default", "x86-padded-conv", "x86-avx512"])
 
 ``"x86-avx2-padded-conv"`` is the same on ``x86-avx2``'s ymm micro-kernels (a module does not see the target, so
-each ISA has its own). It is correct and tested, but not shipped (``mx.hardware.cpu_modules()`` leaves it out):
-on a Zen 3 (``znver3``, 2026-12-02) its kernels ran slower than the micro-kernels it replaces. The cause is the
-inlined padding, which the dead taps' removal needs: the rows' and columns' conditions stay in the k-panel, one per
-broadcast, beside only 2 ymm FMAs each. The same micro-kernel sample (4 rows x 2 ymm) ran 133 ms with the padding
-materialized per task and 285 ms with it inlined; 16 random samples of each space: best 106 ms (``x86-avx2``)
-against 176 ms, medians 207 against 245 ms; a 256-trial search of ``default + cpu_modules()`` with it
-ended 1.35x slower than the default space's. On AVX-512 one broadcast feeds 4 zmm FMAs and the inlined padding
-was the fastest placement (Zen 4 and 5). Those measurements predate the partition of the rows' and columns'
-padding described next, which the AVX2 twin shares; it has not been re-measured on an AVX2-only CPU since.
-Name it to explore::
-
-    space = mx.Space(mx.workload("C3D"), modules=["default", "x86-avx2-padded-conv", "x86-avx2"])
+each ISA has its own); ``mx.hardware.cpu_modules()`` ships the one of the CPU's ISA. On AVX2 its space also holds
+the register block whose rows do not divide the row axis, its last tile guarded (``ragged_rows``), where the
+perfect tiles only just cover the FMAs' latency: C3D's 112 output columns take 4 x 2 ymm at most, 8 accumulators,
+and 6 x 2 fills the 16 registers (on AVX-512 the perfect 4 x 4 zmm hold 16 accumulators, and nothing changes).
+How it got there, on a Zen 3 (``znver3``, 2 cores): on 2026-12-02 the twin ran slower than the micro-kernels it
+replaces, because the rows' and columns' conditions of the inlined padding stayed in the k-panel, one per
+broadcast beside only 2 ymm FMAs (a 4 x 2 sample: 133 ms with the padding materialized per task, 285 ms inlined),
+and it was left out of the shipped set. The partition of the rows' and columns' padding described next removed
+that cost; on 2026-12-03 random samples of its 4 x 2 spaces ran 74-85 ms at best, against the 86.4 ms that a
+256-trial search of ``x86-avx2``'s own 6 x 2 block found, and its 6 x 2 spaces, 15 and 6 samples, best 63.3 and
+64.9 ms, medians 70.4 and 70.9 ms (PyTorch: 77-88 ms).
 
 The rows' and columns' padding stays inline, and TVM's lowering partitions it away. The micro-kernels of this
 module make the parallel tasks the outer axes whole (C3D: one image row each) and keep the row axis whole inside
@@ -75,19 +74,22 @@ from tvm.sym.pattern import detect_linear_equation
 from ..modules import module
 from .isa import AVX2, AVX512, VectorISA, missing_isa
 from .microkernel import (
+    LATENCY_ACCUMULATORS,
     NO_MICROKERNEL,
     PARTITION_HINT,
     _microkernel,
+    _perfect_rows,
     _uses,
     fp32_multiply_accumulate,
     iter_kinds,
     packings,
+    ragged_rows,
 )
 
 __all__ = ["AVX2_MODULE_NAME", "MIN_DEAD", "MODULE_NAME", "PADDED_CONV", "PADDED_CONV_AVX2", "Borders", "borders"]
 
 MODULE_NAME = "x86-padded-conv"  # on AVX-512, beside x86-avx512
-AVX2_MODULE_NAME = "x86-avx2-padded-conv"  # on AVX2, beside x86-avx2; not shipped (see above)
+AVX2_MODULE_NAME = "x86-avx2-padded-conv"  # on AVX2, beside x86-avx2
 MIN_DEAD = 0.05  # the share of the block's multiply-adds the padding must take along the partitioned axis
 MAX_RUNS = 6  # runs of outputs (copies of the micro-kernel) the output axis may be partitioned into
 
@@ -249,13 +251,14 @@ def borders(sch: Schedule, block: Any, isa: VectorISA = AVX512) -> Borders | Non
     return best
 
 
-def _schedule(isa: VectorISA, sch: Schedule, block: Any, found: Borders, vecs: int, pack: bool) -> Schedule:
+def _schedule(isa: VectorISA, sch: Schedule, block: Any, found: Borders, vecs: int, pack: bool,
+              rows: int | None = None) -> Schedule:
     sch.compute_inline(sch.get_sblock(found.pad))
     types = iter_kinds(sch.get(block))
     first_r = types.index("R")
     window = tuple(q - first_r for q in found.window)
     _microkernel(isa, sch, block, vecs, pack, serial=found.axis, whole_reduction=found.reduction - first_r,
-                 fuse_vector=True, tasks_by_outer_axes=True, whole_in_panel=window)
+                 fuse_vector=True, tasks_by_outer_axes=True, whole_in_panel=window, fixed_rows=rows)
     loops = sch.get_loops(block)
     # [parallel, the output axis, the kernel axis, the other reductions' panels, the vector axis's panels, the
     # row tiles, the k-panel, the register block]
@@ -292,6 +295,15 @@ def _design_spaces(isa: VectorISA, sch: Schedule, block: Any) -> list[Schedule]:
     for vecs in isa.panel_widths(extent):
         out += packings(isa, sch, vecs, extent, lambda fork, pack, vecs=vecs: _schedule(
             isa, fork, block, found, vecs, pack))
+    # and the register block whose rows do not divide the row axis, where the perfect tiles only just cover the
+    # FMAs' latency (C3D's 112 output columns on AVX2: 4 x 2 ymm, 8 accumulators; 6 x 2 ran faster, see the doc);
+    # on AVX-512 its 4 x 4 zmm blocks have twice that
+    rows_extent = int(sch.get(block).iter_vars[vector - 1].dom.extent)
+    for vecs in isa.panel_widths(extent):
+        rows = ragged_rows(isa, vecs, rows_extent)
+        if rows is not None and _perfect_rows(isa, vecs, rows_extent) * vecs <= LATENCY_ACCUMULATORS:
+            out += packings(isa, sch, vecs, extent, lambda fork, pack, vecs=vecs, rows=rows: _schedule(
+                isa, fork, block, found, vecs, pack, rows))
     # the same micro-kernels with the dead taps are what the micro-kernel module would add: leave the block to the
     # defaults
     sch.annotate(block, NO_MICROKERNEL, 1)

@@ -98,8 +98,8 @@ def test_the_fp32_modules_of_a_cpu_are_those_it_can_run():
     ]
     # the row and transpose modules' 16-lane vectors are two ymm each; the transposed convolution's register block
     # is sized for 32 zmm and stays AVX-512 only
-    # nor the padded convolution's, and its AVX2 twin is slower than the micro-kernels it replaces (padded.py)
-    assert cpu_modules(HASWELL) == ["x86-avx2", "x86-row-reduction", "x86-transpose"]
+    # the padded convolution's AVX2 twin in its place
+    assert cpu_modules(HASWELL) == ["x86-avx2", "x86-row-reduction", "x86-avx2-padded-conv", "x86-transpose"]
     assert cpu_modules(SANDY_BRIDGE) == []
 
 

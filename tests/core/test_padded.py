@@ -9,6 +9,8 @@ x86 machine; the tests that run kernels need a host with the ISA and are skipped
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 import tvm
 from reference_check import assert_samples_match_the_reference
@@ -17,7 +19,7 @@ from x86_targets import HASWELL, SANDY_BRIDGE, SKYLAKE, needs_avx2_host, needs_a
 
 import msexplore as mx
 from msexplore.hardware import padded
-from msexplore.hardware.microkernel import NO_MICROKERNEL, PARTITION_HINT
+from msexplore.hardware.microkernel import NO_MICROKERNEL, PARTITION_HINT, _uses
 from msexplore.modules import ModuleNotApplicable
 from msexplore.schedules import replay
 
@@ -27,8 +29,11 @@ BLOCK = "conv3d_ndhwc"
 # (the modules of a space, the CPU it is built for, the number of micro-kernels: panel widths, packed or not)
 ISAS = {
     "avx512": (MODULES, SKYLAKE, 3),  # 4 zmm; 2 zmm packed or not
-    "avx2": (AVX2_MODULES, HASWELL, 2),  # 2 ymm packed or not (3 does not divide 64 / 8)
+    "avx2": (AVX2_MODULES, HASWELL, 4),  # 2 ymm packed or not (3 does not divide 64 / 8), 4 or 6 rows (ragged)
 }
+# the rows of the ragged block, where it is offered: the perfect tiles of 16 output columns hold 4 x 2 ymm, 8
+# accumulators, only just the FMAs' latency; 6 x 2 fills the registers (on AVX-512 the 4 x 4 zmm hold 16)
+RAGGED_ROWS = {"avx512": None, "avx2": 6}
 
 
 @pytest.fixture(scope="module")
@@ -52,6 +57,17 @@ def _module_spaces(space: mx.Space) -> list[int]:
     return [k for k, ds in enumerate(space.design_spaces) if "loop_partition" in str(ds.trace)]
 
 
+def _one_per_space(space: mx.Space, n: int, seed: int = 0) -> list[mx.Sample]:
+    """A valid sample of each of the module's design spaces, from ``n`` random samples."""
+    mine = _module_spaces(space)
+    found = {}
+    for sample in space.sample(n, seed=seed):
+        if sample.valid and sample.design_space in mine:
+            found.setdefault(sample.design_space, sample)
+    assert sorted(found) == mine, f"samples of only {sorted(found)} of the module's design spaces {mine}"
+    return list(found.values())
+
+
 # ---- where it applies ----------------------------------------------------------------------------------------
 
 
@@ -61,10 +77,12 @@ def test_the_modules_are_registered_and_run_before_the_micro_kernel_and_the_tili
     assert mx.registered_modules()[padded.AVX2_MODULE_NAME] is padded.PADDED_CONV_AVX2
     order = [m.name for m in c3d_space.modules]
     assert order.index(modules[1]) < order.index(modules[2]) < order.index("multi_level_tiling")
-    # what the benchmarks tune with: the AVX-512 one (the AVX2 twin ran slower than x86-avx2 on a Zen 3)
+    # what the benchmarks tune with: the one of the CPU's ISA, never both (each would take the block)
     assert padded.MODULE_NAME in mx.hardware.cpu_modules(SKYLAKE)
     assert padded.AVX2_MODULE_NAME not in mx.hardware.cpu_modules(SKYLAKE)
-    assert not {padded.MODULE_NAME, padded.AVX2_MODULE_NAME} & set(mx.hardware.cpu_modules(HASWELL))
+    assert padded.AVX2_MODULE_NAME in mx.hardware.cpu_modules(HASWELL)
+    assert padded.MODULE_NAME not in mx.hardware.cpu_modules(HASWELL)
+    assert not {padded.MODULE_NAME, padded.AVX2_MODULE_NAME} & set(mx.hardware.cpu_modules(SANDY_BRIDGE))
 
 
 @pytest.mark.parametrize(
@@ -117,18 +135,25 @@ def test_the_module_replaces_the_micro_kernels_and_keeps_the_default_spaces(c3d,
     assert all(any(NO_MICROKERNEL in line for line in signature) for signature in kept)
     unmarked = [tuple(line for line in signature if NO_MICROKERNEL not in line) for signature in kept]
     assert sorted(unmarked) == sorted(d.signature for d in default.design_spaces)
+    ragged = 0
     for k in mine:
         names = set(c3d_space.design_spaces[k].by_name())
-        # sampled: the register block's rows, the vector panels and the unpadded channels' k-panel. Not tiled: the
-        # depth and its kernel axis (partitioned), the image rows (whole in the parallel tasks) and the window's
-        # rows and columns (whole in the k-panel), so TVM's lowering partitions the tasks and the row tiles at
-        # constant points; the pad is inlined, not placed
-        assert {f"{BLOCK}.tile_w", f"{BLOCK}.tile_rc"} <= names
+        # sampled: the register block's rows (but in a ragged block), the vector panels and the unpadded channels'
+        # k-panel. Not tiled: the depth and its kernel axis (partitioned), the image rows (whole in the parallel
+        # tasks) and the window's rows and columns (whole in the k-panel), so TVM's lowering partitions the tasks
+        # and the row tiles at constant points; the pad is inlined, not placed
+        assert f"{BLOCK}.tile_rc" in names
+        if f"{BLOCK}.tile_w" not in names:
+            ragged += 1
+            assert f"[None, {RAGGED_ROWS[isa]}]" in str(c3d_space.design_spaces[k].trace)
         assert not {f"{BLOCK}.tile_d", f"{BLOCK}.tile_rd", f"{BLOCK}.tile_h", f"{BLOCK}.tile_rh",
                     f"{BLOCK}.tile_rw", "PadInput.compute_location"} & names
-    # without the module, the micro-kernel module writes its micro-kernels of the block as before
+    # the ragged blocks, packed or not, where the perfect tiles only just cover the FMAs' latency
+    assert ragged == (2 if RAGGED_ROWS[isa] else 0)
+    # without the module, the micro-kernel module writes its micro-kernels of the block as before (a convolution's
+    # ragged blocks only where no perfect tile reaches the FMAs' latency)
     alone = mx.Space(c3d, modules=["default", modules[2]], target=target)
-    assert len(alone.design_spaces) == kernels + 3 and not _module_spaces(alone)
+    assert len(alone.design_spaces) == kernels - ragged + 3 and not _module_spaces(alone)
 
 
 # ---- what its schedule is ------------------------------------------------------------------------------------
@@ -149,39 +174,52 @@ def _executed_multiply_adds(mod: tvm.IRModule) -> int:
 
 def _multiply_adds(mod: tvm.IRModule, lowering: list) -> tuple[int, int]:
     """(multiply-adds into the output a run executes, those whose load of the input is under a condition), after
-    ``lowering``."""
+    ``lowering``. A branch without an else on the loops around it (a ragged block's guarded last tile) runs as
+    many times as its condition holds over those loops' iterations."""
     body = tvm.ir.transform.Sequential(lowering)(mod)["main"].body
     counts = [0, 0]
 
-    def visit(stmt, times: int) -> None:
+    def holds(cond, loops: list) -> float:
+        """The share of the iterations of ``loops`` (the enclosing loops ``cond`` reads) where ``cond`` holds."""
+        hits, total = 0, 0
+        for values in itertools.product(*(range(int(lp.min), int(lp.min) + int(lp.extent)) for lp in loops)):
+            analyzer = tvm.sym.Analyzer()
+            for lp, v in zip(loops, values):
+                analyzer.bind(lp.loop_var, v)
+            value = analyzer.simplify(cond)
+            assert isinstance(value, tirx.IntImm), f"the condition {cond} reads more than the loops around it"
+            hits, total = hits + int(value.value), total + 1
+        return hits / total
+
+    def visit(stmt, times: float, loops: list) -> None:
         if isinstance(stmt, tirx.For):
-            visit(stmt.body, times * int(stmt.extent))
+            visit(stmt.body, times * int(stmt.extent), [*loops, stmt])
         elif isinstance(stmt, tirx.SeqStmt):
             for s in stmt.seq:
-                visit(s, times)
+                visit(s, times, loops)
         elif isinstance(stmt, tirx.BufferStore):
             if BLOCK in stmt.buffer.name and "weight" in str(stmt.value):
                 counts[0] += times
                 counts[1] += times if "if_then_else" in str(stmt.value) else 0
         elif isinstance(stmt, tirx.IfThenElse):
-            raise AssertionError("a branch around a multiply-add: the count would not be exact")
+            assert stmt.else_case is None, f"a branch with an else around a multiply-add: {stmt.condition}"
+            read = [lp for lp in loops if _uses(stmt.condition, lp.loop_var)]
+            visit(stmt.then_case, times * holds(stmt.condition, read), loops)
         else:
             body = getattr(stmt, "body", None)
             if body is not None:
-                visit(body, times)
+                visit(body, times, loops)
 
-    visit(body, 1)
-    return counts[0], counts[1]
+    visit(body, 1, [])
+    return round(counts[0]), round(counts[1])
 
 
 def test_no_multiply_add_by_the_depth_padding_is_left(c3d, c3d_space, isa):
     outputs_per_frame = 16 * 16 * 64
     taps_per_depth_tap = 7 * 7 * 3
     live_depth_taps = 4 + 6 + 5 * 7 + 5
-    samples = [s for s in c3d_space.sample(24, seed=0) if s.valid]
-    mine = [s for s in samples if s.design_space in _module_spaces(c3d_space)]
-    assert mine, "no sample of the module's design spaces"
-    for sample in mine[:3]:
+    mine = _one_per_space(c3d_space, 24)
+    for sample in mine:
         executed = _executed_multiply_adds(sample.schedule.mod)
         assert executed == outputs_per_frame * live_depth_taps * taps_per_depth_tap, sample.decisions
         assert "< 19" not in tvm.ir.transform.Sequential(LOWERING)(sample.schedule.mod).script()  # no depth test
@@ -205,11 +243,10 @@ def test_the_interior_runs_without_a_condition_on_the_rows_and_columns(c3d, c3d_
     # 16 x 16 outputs per frame; output row/column o reads 2o - 3 .. 2o + 3 of 0 .. 31: rows 0, 1 and 15 read
     # padding, 2 .. 14 do not. The image rows are whole in the tasks (partitioned row by row), the columns are
     # the register block's rows (partitioned tile by tile: a tile with one border column keeps its condition)
-    samples = [s for s in c3d_space.sample(24, seed=0) if s.valid and s.design_space in _module_spaces(c3d_space)]
-    assert samples, "no sample of the module's design spaces"
+    samples = _one_per_space(c3d_space, 24)
     tiles = set()
-    for sample in samples[:4]:
-        rows = sample.decisions[f"{BLOCK}.tile_w"][-1]
+    for sample in samples:
+        rows = sample.decisions.get(f"{BLOCK}.tile_w", (RAGGED_ROWS[isa],))[-1]
         tiles.add(rows)
         interior_columns = sum(rows for t in range(0, 16, rows) if t >= 2 and t + rows - 1 <= 14)
         total, guarded = _guarded_multiply_adds(sample.schedule.mod)
@@ -240,9 +277,7 @@ HOST_ISAS = [pytest.param("avx512", marks=needs_avx512_host), pytest.param("avx2
 def test_samples_match_the_reference_on_full_range_inputs(params, host_isa):
     wl = mx.workload("C3D", **params)
     space = mx.Space(wl, modules=ISAS[host_isa][0])
-    mine = _module_spaces(space)
-    samples = [s for s in space.sample(16, seed=1) if s.valid and s.design_space in mine][:3]
-    assert samples
+    samples = _one_per_space(space, 40, seed=1)
     terms = params.get("kernel_size", 7) ** 3 * 3
     assert_samples_match_the_reference(wl, samples, terms)
 
