@@ -54,7 +54,8 @@ best
 # within a few percent of each other swap places from one timing to the next. `confirm` builds the fastest few
 # again and times them all in turn, several rounds, and ranks them by the median; `run.best` then follows that
 # ranking (its `confirmed_s` is the median), and the export records the confirmed latency. The ranking is kept in
-# the run's folder (`confirmed.json`) until another search on the folder measures more.
+# the run's folder (`confirmed.json`) until another search on the folder measures more. The dashboard of a run
+# (`run` as a cell's result) does the same with its **Confirm best** button once the search has ended.
 
 # %%
 confirmed = run.confirm(top=4, rounds=3)

@@ -16,7 +16,8 @@ from ..figures import value_label
 from ..search.run import Progress
 from ._html import duration_text, esc, gflops_text, latency_text, note, table
 
-__all__ = ["progress_frame", "header_html", "top_table_html", "failure_log_html", "failure_summary_html"]
+__all__ = ["progress_frame", "header_html", "top_table_html", "confirmation_html", "failure_log_html",
+           "failure_summary_html"]
 
 MAX_FAILURES_SHOWN = 100
 MAX_DECISION_COLUMNS = 8
@@ -84,6 +85,33 @@ def top_table_html(events: list[Any], k: int) -> str:
         for e in best
     ]
     return title + table(rows, ["trial", "latency", "GFLOPS", *shown], numeric=("trial", "latency", "GFLOPS"))
+
+
+def confirmation_html(frame: pd.DataFrame, rounds: int) -> str:
+    """A confirmation (``run.confirm``'s table): the re-timed candidates, fastest median first, with the search's
+    own timing beside each median and the spread of the rounds; the best named above it."""
+    n = len(frame)
+    title = (f'<div class="msx-section-title">Confirmed: {n} candidate{"s" if n != 1 else ""} re-timed in turn, '
+             f'{rounds} round{"s" if rounds != 1 else ""}</div>')
+    ok = frame[frame["confirmed_ms"].notna()]
+    if ok.empty:
+        lead = note("No candidate could be re-timed: see the errors below.")
+    else:
+        first = ok.iloc[0]
+        lead = note(f"Best: trial {int(first['index'])}, {latency_text(first['confirmed_ms'] / 1e3)} median "
+                    f"(the search timed it at {latency_text(first['search_ms'] / 1e3)}).")
+
+    def ms(value: Any) -> str:
+        return "–" if value is None or pd.isna(value) else latency_text(value / 1e3)
+
+    rows = [
+        [int(r["index"]), ms(r["search_ms"]), ms(r["confirmed_ms"]), f"{ms(r['min_ms'])} – {ms(r['max_ms'])}",
+         "–" if pd.isna(r["stdev_pct"]) else f"{r['stdev_pct']:.1f} %", int(r["timings"]),
+         error_line(r["error"], prefer="first", limit=120) if r["error"] else ""]
+        for _, r in frame.iterrows()
+    ]
+    columns = ["trial", "search", "median", "min – max", "spread", "timings", "error"]
+    return title + lead + table(rows, columns, numeric=("trial", "search", "median", "spread", "timings"))
 
 
 def failure_log_html(events: list[Any]) -> str:

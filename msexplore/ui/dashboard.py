@@ -1,4 +1,5 @@
-"""SearchDashboard: live progress of a search (header, progress figure, best candidates, failures, stop).
+"""SearchDashboard: live progress of a search (header, progress figure, best candidates, failures, stop), and
+once it has ended, the confirmation of its best (the Confirm button: ``run.confirm`` off the kernel's thread).
 
 The live redraw is ``LiveDashboard``'s (``_live.py``): the run calls ``_on_batch`` on the search thread with each
 measured batch; it only appends the batch to a buffer and wakes the redraw thread, which takes the whole buffer and
@@ -12,15 +13,25 @@ second time, it draws the whole history at once.
 from __future__ import annotations
 
 import threading
+import traceback
 from typing import Any
 
 import ipywidgets as widgets
 import plotly.graph_objects as go
-from traitlets import Enum, Float, Int
+from traitlets import Bool, Enum, Float, Int
 
+from ..common import check_positive_int
 from ..figures import PROGRESS_METRICS, PROGRESS_XS, plot_search_progress, update_search_progress
+from ..search.confirm import confirmation_frame
 from ..search.run import Progress, SearchRun
-from ._dashboard_parts import failure_log_html, failure_summary_html, header_html, progress_frame, top_table_html
+from ._dashboard_parts import (
+    confirmation_html,
+    failure_log_html,
+    failure_summary_html,
+    header_html,
+    progress_frame,
+    top_table_html,
+)
 from ._live import LiveDashboard
 from ._stylesheet import stylesheet
 from ._task_panel import guarded, row
@@ -29,7 +40,8 @@ __all__ = ["SearchDashboard"]
 
 
 class SearchDashboard(LiveDashboard):
-    """Live view of a ``SearchRun``: status, trials, best, ETA, the progress figure, top-k, failures, Stop.
+    """Live view of a ``SearchRun``: status, trials, best, ETA, the progress figure, top-k, failures, Stop, and
+    Confirm once the search has ended.
 
     Parameters
     ----------
@@ -43,6 +55,9 @@ class SearchDashboard(LiveDashboard):
         Rows of the best-candidates table.
     min_interval_s
         The shortest time between two redraws; batches arriving meanwhile are drawn together.
+    confirm_top, confirm_rounds
+        What the Confirm button re-times: the ``confirm_top`` fastest verified candidates, all in turn,
+        ``confirm_rounds`` times (``run.confirm``); ``run.best`` then follows the medians.
     """
 
     # The header's traits (with ``status``, ``status_text``): the fields of the run's ``Progress`` as last shown.
@@ -56,6 +71,8 @@ class SearchDashboard(LiveDashboard):
     events_drawn = Int(0, help="events in the figure (every session of the folder)")
     metric = Enum(PROGRESS_METRICS, default_value="gflops", help="y axis of the progress figure")
     redraw_count = Int(0, help="times the figure was redrawn (coalesced batches)")
+    confirming = Bool(False, help="the Confirm button's re-timing is under way")
+    confirmed_latency_s = Float(None, allow_none=True, help="the confirmed best's median, once confirmed")
 
     _thread_name = "msexplore-dashboard"
     _run_noun = "search"
@@ -68,6 +85,8 @@ class SearchDashboard(LiveDashboard):
         x: str = "trial",
         top_k: int = 10,
         min_interval_s: float = 0.25,
+        confirm_top: int = 5,
+        confirm_rounds: int = 5,
     ) -> None:
         if not isinstance(run, SearchRun):
             raise TypeError(f"SearchDashboard expects a SearchRun (mx.search or mx.open_run), got {type(run).__name__}")
@@ -77,9 +96,13 @@ class SearchDashboard(LiveDashboard):
             raise ValueError(f"x must be one of {list(PROGRESS_XS)}, got {x!r}")
         if isinstance(top_k, bool) or not isinstance(top_k, int) or top_k < 1:
             raise ValueError(f"top_k must be a positive integer, got {top_k!r}")
+        check_positive_int("confirm_top", confirm_top)
+        check_positive_int("confirm_rounds", confirm_rounds)
         self._setup_live(run, min_interval_s,
                          stop_tooltip="Stop after the batch being measured; every record is kept")
         self.top_k = top_k
+        self.confirm_top, self.confirm_rounds = confirm_top, confirm_rounds
+        self._confirm_thread: threading.Thread | None = None
         self.progress: Progress | None = None  # the run's progress as the header shows it
 
         self._events: list[Any] = []  # drawn, in index order
@@ -95,10 +118,17 @@ class SearchDashboard(LiveDashboard):
         self.top_table = widgets.HTML()
         self.failure_log = widgets.HTML()
         self.failure_log.add_class("msx-dashboard-failures")
-        controls = row([self.stop_button, self.metric_toggle])
+        self.confirm_button = widgets.Button(
+            description="Confirm best", icon="check", disabled=True,
+            tooltip=f"Re-time the {confirm_top} fastest verified candidates in turn, {confirm_rounds} rounds, and "
+                    "rank them by the median (the search timed each once); once the search has ended",
+        )
+        self.confirm_button.on_click(self._on_confirm)
+        self.confirmation = widgets.HTML()  # the last confirmation of the run's events, if any
+        controls = row([self.stop_button, self.confirm_button, self.metric_toggle])
         super().__init__(
-            [stylesheet(), self.header, self.progress_bar, controls, self.figure, self.top_table,
-             self.failure_log, self.error_area],
+            [stylesheet(), self.header, self.progress_bar, controls, self.figure, self.confirmation,
+             self.top_table, self.failure_log, self.error_area],
             metric=metric,
         )
         self.add_class("msx-root")
@@ -174,10 +204,73 @@ class SearchDashboard(LiveDashboard):
         with self._draw_lock:
             self._draw_figure()
 
+    # ---- confirming the best (after the search) ----
+    def _finish(self) -> None:
+        """The folder's confirmation and the Confirm button, then the final state (``finished`` after both)."""
+        try:
+            with self._draw_lock:
+                self._draw_confirmation()
+                self._enable_confirm()
+        except Exception as err:  # noqa: BLE001 - an unreadable confirmation must not keep the final state away
+            self._report_error("confirmation redraw", err, traceback.format_exc())
+        super()._finish()
+
+    def _enable_confirm(self) -> None:
+        """The button works once the search has ended and holds a verified candidate, and not while confirming."""
+        ended = self.run.status not in ("starting", "running", "stopping")
+        self.confirm_button.disabled = self.confirming or not ended or not any(e.ok for e in self.run.events)
+
+    def _draw_confirmation(self) -> None:
+        """The folder's confirmation of the run's events as they stand (none, or stale: nothing shown)."""
+        saved = self.run.folder.read_confirmation()
+        if saved is None or saved.get("measured") != len(self.run.events):
+            self.confirmation.value, self.confirmed_latency_s = "", None
+            return
+        frame = confirmation_frame(saved["entries"])
+        self.confirmation.value = confirmation_html(frame, int(saved["rounds"]))
+        medians = frame["confirmed_ms"].dropna()
+        self.confirmed_latency_s = float(medians.iloc[0]) / 1e3 if len(medians) else None
+
+    @guarded
+    def _on_confirm(self, _button: Any) -> None:
+        """Re-time on a thread of its own (seconds to minutes): the kernel stays free, the button says so."""
+        if self.confirming:
+            return
+        self.confirming = True
+        self.confirm_button.disabled = True
+        self.confirm_button.description = "Confirming…"
+        self._confirm_thread = threading.Thread(target=self._confirm, name="msexplore-confirm", daemon=True)
+        self._confirm_thread.start()
+
+    def _confirm(self) -> None:
+        try:
+            self.run.confirm(self.confirm_top, rounds=self.confirm_rounds)
+        except Exception as err:  # noqa: BLE001 - shown in the error area; the run and its records are untouched
+            self._report_error("confirmation", err, traceback.format_exc())
+        finally:
+            with self._draw_lock:
+                self.confirming = False
+                self.confirm_button.description = "Confirm best"
+                try:
+                    self._draw_confirmation()
+                except Exception as err:  # noqa: BLE001
+                    self._report_error("confirmation redraw", err, traceback.format_exc())
+                self._enable_confirm()
+            self._static_changed(now=True)
+
+    def wait_confirmed(self, timeout: float | None = None) -> bool:
+        """Block until a confirmation started with the button has ended; for scripts and tests."""
+        thread = self._confirm_thread
+        if thread is not None:
+            thread.join(timeout)
+        return not self.confirming
+
     # ---- a saved notebook's copy ----
     def _static_parts(self) -> list[Any]:
-        """Header, figure, best candidates, errors, and the failures by their one line (no tracebacks)."""
-        return [self.header, self.figure, self.top_table, failure_summary_html(self._events), self.error_area]
+        """Header, figure, the confirmation, best candidates, errors, and the failures by their one line (no
+        tracebacks)."""
+        return [self.header, self.figure, self.confirmation, self.top_table, failure_summary_html(self._events),
+                self.error_area]
 
     def _close_parts(self) -> None:
         self.figure.close()

@@ -49,6 +49,7 @@ def live(search_space: mx.Space, tmp_path_factory: pytest.TempPathFactory) -> ty
         time.sleep(0.05)
     state.drawn_before_stop = dashboard.trials_done
     state.status_before_stop = dashboard.status
+    state.confirm_disabled_while_running = dashboard.confirm_button.disabled
     dashboard.stop_button.click()
     state.after_click = dict(disabled=dashboard.stop_button.disabled, description=dashboard.stop_button.description,
                              status=dashboard.status, status_text=dashboard.status_text)

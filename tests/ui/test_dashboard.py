@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import shutil
 import time
 import types
 
@@ -70,6 +72,8 @@ def test_dashboard_made_while_running_draws_every_event_and_stop_keeps_the_recor
     _assert_draws_exactly(dashboard, events)
     assert 1 <= dashboard.redraw_count <= len({e.batch for e in events}) + 1
     assert dashboard.stop_button.disabled and dashboard.stop_button.description == "Stop"
+    # Confirm re-times on the cores the search measures on: only once it has ended
+    assert live.confirm_disabled_while_running and not dashboard.confirm_button.disabled
     assert dashboard.status_text.startswith("stopped") and "msx-status-stopped" in dashboard.header.value
     _assert_header_is_the_runs_progress(dashboard)
     assert "msx-dashboard" in dashboard._dom_classes
@@ -87,6 +91,48 @@ def test_dashboard_for_a_reopened_folder_shows_the_whole_history_at_once(finishe
     assert dashboard.trials_done == len(finished_run.events)
     assert dashboard.redraw_count == 1
     _assert_header_is_the_runs_progress(dashboard)
+
+
+def test_confirm_re_times_the_best_off_the_kernel_thread_and_best_follows(finished_run, tmp_path):
+    folder = tmp_path / "copy"
+    shutil.copytree(finished_run.work_dir, folder)  # the shared run stays unconfirmed
+    run = mx.open_run(folder)
+    dashboard = SearchDashboard(run, confirm_top=3, confirm_rounds=2)
+    assert dashboard.confirmation.value == "" and dashboard.confirmed_latency_s is None
+    assert not dashboard.confirm_button.disabled
+    dashboard.confirm_button.click()
+    # the click returns at once: the re-timing runs on a thread of its own, the button says so
+    assert dashboard.confirming and dashboard.confirm_button.disabled
+    assert dashboard.confirm_button.description == "Confirming…"
+    assert dashboard.wait_confirmed(300)
+    assert not dashboard.error_log, dashboard.error_log
+    assert not dashboard.confirm_button.disabled and dashboard.confirm_button.description == "Confirm best"
+    # what run.confirm wrote, drawn: the best by the median heads the table and is run.best from now on
+    reopened = mx.open_run(folder)
+    best = reopened.best
+    assert best.confirmed_s is not None and dashboard.confirmed_latency_s == pytest.approx(best.confirmed_s)
+    html = dashboard.confirmation.value
+    assert f"Best: trial {best.index}," in html and "2 rounds" in html
+    assert sorted(int(i) for i in re.findall(r'<tr><td class="msx-num">(\d+)</td>', html)) == sorted(
+        c.index for c in finished_run.top(3))
+    assert "Confirmed" in dashboard._static_body()
+    # a dashboard made later on the folder shows the confirmation at once
+    again = SearchDashboard(reopened)
+    assert again.confirmation.value == html and again.confirmed_latency_s == dashboard.confirmed_latency_s
+
+
+def test_a_failed_confirmation_is_shown_and_the_button_works_again(synthetic):
+    fake = synthetic(trials=10)
+    fake.publish(fake.events(6))
+    fake.end("done")
+    dashboard = SearchDashboard(fake.run)
+    assert not dashboard.confirm_button.disabled
+    dashboard.confirm_button.click()
+    assert dashboard.wait_confirmed(60)
+    # the stand-in events' decisions fit no design space: confirm cannot rebuild them, and says so
+    assert "Dashboard confirmation failed" in dashboard.error_area.value
+    assert not dashboard.confirm_button.disabled and dashboard.confirmation.value == ""
+    assert len(fake.run.events) == 6  # nothing recorded is touched
 
 
 def test_metric_toggle_redraws_latency_in_place(finished_run):
@@ -190,6 +236,8 @@ def test_bad_arguments_are_refused_with_what_is_accepted(synthetic):
         SearchDashboard(fake.run, metric="speed")
     with pytest.raises(ValueError, match=r"x must be one of \['trial', 'time'\]"):
         SearchDashboard(fake.run, x="epoch")
+    with pytest.raises(ValueError, match="confirm_rounds must be a positive integer, got 0"):
+        SearchDashboard(fake.run, confirm_rounds=0)
 
 
 def test_the_header_shows_every_field_of_a_progress():
