@@ -135,6 +135,10 @@ run.tasks.sort_values("time_share", ascending=False, ignore_index=True).head(8)
 # smaller than the number of tasks) would not be lowered TVM's naive way, 100-200x slower and silently: it gets
 # the fastest of a few measured samples of its space instead, listed in `fallbacks` with its cost (and a warning).
 # The compiled model is then run on random inputs and compared with PyTorch eager.
+#
+# Each candidate was timed once by its search, and a task's fastest single timing is often its luckiest. Before a
+# model you mean to keep, `run.confirm(3)` re-times each task's three fastest in turn (five rounds) and `compile`
+# then takes each task's fastest by the median; it costs a few seconds per task, so this tour skips it.
 
 # %% tags=["model-check"]
 compiled = run.compile()

@@ -44,7 +44,8 @@ def add_parsers(commands: Any, *, parents: Sequence[argparse.ArgumentParser]) ->
         "ranking them by the median (the search times each once). The ranking is saved in WORK_DIR/confirmed.json: "
         "show and export then take the fastest by it, until another search on the folder measures more.",
     )
-    confirm.add_argument("work_dir", metavar="WORK_DIR", help="the folder of a finished run (tune --work-dir)")
+    confirm.add_argument("work_dir", metavar="WORK_DIR", help="the folder of a finished run (tune --work-dir), or of "
+                         "a model run (tune-model --work-dir): then the TOP fastest of every task")
     confirm.add_argument("--top", type=positive, default=5, metavar="K", help="candidates to re-time (5)")
     confirm.add_argument("--rounds", type=positive, default=5, metavar="N", help="times each is timed in turn (5)")
     confirm.set_defaults(handler=_confirm)
@@ -110,6 +111,8 @@ def _show(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _confirm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if os.path.isfile(os.path.join(args.work_dir, "model.json")):
+        return _confirm_model(args, out)
     with bad_input():
         run = mx.open_run(args.work_dir)
         if run.best is None:
@@ -121,6 +124,25 @@ def _confirm(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     print(f"re-timed the {len(table)} fastest of {run.work_dir}, {args.rounds} rounds in turn", file=out)
     print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"), file=out)
     print(f"best:      {best_text(candidate_json(run.best))}", file=out)
+    return EXIT_OK
+
+
+def _confirm_model(args: argparse.Namespace, out: TextIO) -> int:
+    """A model run's folder (tune-model --work-dir): every task's fastest re-timed; compile then takes the medians'."""
+    with bad_input():
+        run = mx.open_model_run(args.work_dir)
+        table = run.confirm(args.top, rounds=args.rounds)
+    if table.empty:
+        raise SearchFailed(f"no task of the model run in {run.work_dir} has a verified candidate to re-time")
+    if args.json:
+        print_json({"work_dir": run.work_dir, "confirmed": rows(table)}, out)
+        return EXIT_OK
+    changed = int(table["changed"].sum())
+    print(f"re-timed the {args.top} fastest of each of {len(table)} task(s) of {run.work_dir}, {args.rounds} rounds "
+          f"in turn; the pick changed in {changed}", file=out)
+    print(table.to_string(index=False, float_format=lambda x: f"{x:.4g}"), file=out)
+    print("mx.open_model_run(WORK_DIR, model).compile() now takes each task's confirmed pick (until another "
+          "session tunes the task further)", file=out)
     return EXIT_OK
 
 

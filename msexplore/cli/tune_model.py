@@ -227,6 +227,8 @@ def _print_tune_model_summary(summary: dict[str, Any], tasks: Any, out: TextIO) 
           f"{len(summary['tasks'])} tasks ({summary['measured_in_folder']} in the work dir, {summary['failures']} "
           f"failed), {summary['elapsed_s']:.0f} s", file=out)
     print(f"estimated model latency: {estimate}", file=out)
+    # a session that just tuned has no confirmation of its tasks to show (more candidates make one stale)
+    tasks = tasks.drop(columns=["confirmed_latency_s"])
     table = tasks.assign(best_latency_s=tasks["best_latency_s"] * 1e3, time_s=tasks["time_s"] * 1e3)
     table = table.rename(columns={"best_latency_s": "best_latency_ms", "time_s": "time_ms"})
     print(f"\n{table.to_string(index=False, float_format=lambda x: f'{x:.4g}', na_rep='-')}\n", file=out)

@@ -73,7 +73,8 @@ def compile_model(
 ) -> CompiledModel:
     """Compile ``model`` with the best verified record per task found in ``records``.
 
-    ``records``: a ``ModelRun``, a model run's folder, a search folder, or a list of them. A task without a record
+    ``records``: a ``ModelRun``, a model run's folder, a search folder, or a list of them; where a folder's
+    candidates were re-timed (``ModelRun.confirm``), its fastest by the confirmed median. A task without a record
     gets a measured sample of its space (see ``CompiledModel.fallbacks``), never TVM's naive lowering when a valid
     sample exists. With ``check`` the outputs are compared with the model's source on random inputs.
     """
@@ -92,7 +93,8 @@ def compile_model(
         key = _key(wl)
         if key in best:
             _commit(database, wl, best[key].trace, best[key].latency_s, model.target)
-            used.append(_used(task, "tuned", best[key].latency_s, best[key].trace))
+            used.append(_used(task, "confirmed" if best[key].confirmed else "tuned", best[key].latency_s,
+                              best[key].trace))
             continue
         fallback, trace = _fallback(task, model.target)
         fallbacks.append(fallback)
@@ -242,10 +244,17 @@ class CompiledModel:
 class _Best:
     latency_s: float
     trace: Any  # trace JSON
+    confirmed: bool = False  # latency_s is the median of a confirmation's rounds, not the search's single timing
 
 
 def _best_records(records: Any) -> dict[str, _Best]:
-    """The fastest verified candidate per workload (keyed by its JSON) over every search folder in ``records``."""
+    """The fastest verified candidate per workload (keyed by its JSON) over every search folder in ``records``.
+
+    A folder whose candidates were re-timed (``run.confirm``, ``ModelRun.confirm``) since its last session offers
+    its fastest by the confirmed median instead of its fastest single timing, and a confirmed pick wins over the
+    unconfirmed folders of the same workload (their single timings run lower than medians: they are not compared).
+    """
+    from ..search.confirm import folder_confirmed_latencies
     from ..search.folder import RunFolder
     from .folder import ModelFolder
 
@@ -265,9 +274,18 @@ def _best_records(records: Any) -> dict[str, _Best]:
         if "workload" not in config:
             continue
         key = _json_key(config["workload"])
-        for event in folder.history():
-            if event.ok and event.trace is not None and (key not in best or event.latency_s < best[key].latency_s):
-                best[key] = _Best(event.latency_s, event.trace)
+        events = folder.history()
+        confirmed = folder_confirmed_latencies(folder, len(events))
+        by_index = {e.index: e for e in events if e.ok and e.trace is not None}
+        if confirmed and set(confirmed) & set(by_index):
+            index = min(set(confirmed) & set(by_index), key=confirmed.__getitem__)
+            offers = [_Best(confirmed[index], by_index[index].trace, confirmed=True)]
+        else:
+            offers = [_Best(e.latency_s, e.trace) for e in by_index.values()]
+        for offer in offers:
+            held = best.get(key)
+            if held is None or (offer.confirmed, -offer.latency_s) > (held.confirmed, -held.latency_s):
+                best[key] = offer
     return best
 
 

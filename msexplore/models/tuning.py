@@ -103,7 +103,10 @@ class ModelRun(BackgroundRun):
 
     @property
     def tasks(self) -> pd.DataFrame:
-        """One row per task: calls per inference, trials, failures, best latency and GFLOPS, share of model time."""
+        """One row per task: calls per inference, trials, failures, best latency (the search's single timing) and
+        GFLOPS, share of model time, and the confirmed best's median where ``confirm`` re-timed the task."""
+        from ..search.confirm import confirmed_latencies
+
         rows = []
         with self._lock:
             runs = dict(self.task_runs)
@@ -111,6 +114,7 @@ class ModelRun(BackgroundRun):
             events = runs[t["name"]].events if t["name"] in runs else ()
             ok = [e for e in events if e.ok]
             best = min(ok, key=lambda e: e.latency_s) if ok else None
+            confirmed = confirmed_latencies(runs[t["name"]]) if t["name"] in runs else None
             rows.append(
                 {
                     "task": t["name"],
@@ -120,9 +124,12 @@ class ModelRun(BackgroundRun):
                     "best_latency_s": None if best is None else best.latency_s,
                     "gflops": None if best is None else best.gflops,
                     "time_s": None if best is None else int(t["weight"]) * best.latency_s,
+                    "confirmed_latency_s": min(confirmed.values()) if confirmed else None,
                 }
             )
-        df = pd.DataFrame(rows, columns=["task", "weight", "trials", "failures", "best_latency_s", "gflops", "time_s"])
+        columns = ["task", "weight", "trials", "failures", "best_latency_s", "gflops", "time_s", "confirmed_latency_s"]
+        df = pd.DataFrame(rows, columns=columns)
+        df["confirmed_latency_s"] = df["confirmed_latency_s"].astype(float)
         df["best_latency_s"] = df["best_latency_s"].astype(float)
         df["gflops"] = df["gflops"].astype(float)
         df["time_s"] = df["time_s"].astype(float)
@@ -342,8 +349,56 @@ class ModelRun(BackgroundRun):
             if measured == 0:
                 return
 
+    def confirm(
+        self, top: int = 3, *, rounds: int = 5, tasks: Sequence[str] | None = None, evaluator: Any = None
+    ) -> pd.DataFrame:
+        """Re-time each task's ``top`` fastest verified candidates, all in turn, ``rounds`` times (``SearchRun.confirm``
+        per task, ``tasks`` only where given): a task's fastest single timing is often its luckiest. Each task's
+        ranking is saved in its folder, and ``compile`` then takes each task's fastest by the median. Returns one row
+        per task re-timed: its search's pick and fastest timing, the confirmed pick and its median, and whether the
+        pick changed. Only when the run has ended (``wait`` or ``stop`` first)."""
+        check_positive_int("top", top)
+        check_positive_int("rounds", rounds)
+        if self.running:
+            raise RuntimeError(
+                f"the model run is {self.status}: confirm re-times candidates on the cores its searches measure on; "
+                "call it after run.wait() or run.stop()"
+            )
+        names = self.task_names if tasks is None else list(tasks)
+        unknown = [n for n in names if n not in self.task_names]
+        if isinstance(tasks, str) or unknown:
+            raise ValueError(
+                f"tasks must be a list of this model's task names, got {tasks!r}; its tasks: {self.task_names}"
+            )
+        weights = self.weights()
+        with self._lock:
+            runs = dict(self.task_runs)
+        rows = []
+        for name in names:
+            run = runs.get(name)
+            if run is None or not any(e.ok for e in run.events):
+                continue  # nothing verified to re-time: compile gives it a fallback, as before
+            search_pick = run.top(1)[0]
+            frame = run.confirm(top, rounds=rounds, evaluator=evaluator)
+            timed = frame[frame["confirmed_ms"].notna()]
+            first = timed.iloc[0] if len(timed) else None
+            rows.append({
+                "task": name,
+                "weight": weights[name],
+                "candidates": len(frame),
+                "search_pick": search_pick.index,
+                "search_latency_s": search_pick.latency_s,
+                "pick": None if first is None else int(first["index"]),
+                "confirmed_latency_s": None if first is None else float(first["confirmed_ms"]) / 1e3,
+                "changed": first is not None and int(first["index"]) != search_pick.index,
+            })
+        columns = ["task", "weight", "candidates", "search_pick", "search_latency_s", "pick", "confirmed_latency_s",
+                   "changed"]
+        return pd.DataFrame(rows, columns=columns)
+
     def compile(self, model: Model | None = None, *, check: bool = True) -> Any:
-        """The model compiled with this run's best verified record per task (see ``compile_model``)."""
+        """The model compiled with this run's best verified record per task, the confirmed one where ``confirm``
+        re-timed the task's candidates since its last search (see ``compile_model``)."""
         from .compiled import compile_model
 
         model = model or self.model

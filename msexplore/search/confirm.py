@@ -20,7 +20,7 @@ import pandas as pd
 
 from ..common import check_positive_int
 
-__all__ = ["confirm", "confirmed_latencies"]
+__all__ = ["confirm", "confirmed_latencies", "folder_confirmed_latencies"]
 
 
 def confirm(run: Any, top: int, rounds: int, evaluator: Any = None) -> pd.DataFrame:
@@ -68,8 +68,13 @@ def confirm(run: Any, top: int, rounds: int, evaluator: Any = None) -> pd.DataFr
 def confirmed_latencies(run: Any) -> dict[int, float] | None:
     """The confirmed median latency by candidate index, or None where there is no confirmation of the run's
     events as they stand (none was made, or a later session measured more candidates)."""
-    confirmation = run.folder.read_confirmation()
-    if confirmation is None or confirmation.get("measured") != len(run.events):
+    return folder_confirmed_latencies(run.folder, len(run.events))
+
+
+def folder_confirmed_latencies(folder: Any, measured: int) -> dict[int, float] | None:
+    """``confirmed_latencies`` of a run folder whose event log holds ``measured`` events (read without a run)."""
+    confirmation = folder.read_confirmation()
+    if confirmation is None or confirmation.get("measured") != measured:
         return None
     latencies = {e["index"]: e["latency_s"] for e in confirmation["entries"] if e.get("latency_s") is not None}
     return latencies or None

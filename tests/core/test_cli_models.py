@@ -168,6 +168,23 @@ def test_tune_model_again_continues_and_prints_the_tasks_and_the_check(tuned, fa
     assert mx.open_model_run(work).tasks["trials"].sum() == 5  # the 4 of the first session are kept
 
 
+def test_confirm_on_a_model_folder_re_times_every_task_and_compile_follows(tuned, tmp_path):
+    work = tmp_path / "mlp"
+    shutil.copytree(tuned.work, work)
+    result = _run(["confirm", work, "--top", 2, "--rounds", 2, "--json"])
+    assert result.code == 0, result.err
+    confirmed = json.loads(result.out)["confirmed"]
+    assert [row["task"] for row in confirmed] == TASKS and all(row["confirmed_latency_s"] > 0 for row in confirmed)
+    run = mx.open_model_run(work)
+    assert [run.task_runs[t].best.index for t in TASKS] == [row["pick"] for row in confirmed]
+    assert run.tasks["confirmed_latency_s"].tolist() == pytest.approx([row["confirmed_latency_s"] for row in confirmed])
+    text = _run(["confirm", work, "--top", 1, "--rounds", 1])
+    assert text.code == 0, text.err
+    assert text.out.startswith(f"re-timed the 1 fastest of each of 2 task(s) of {work}, 1 rounds in turn; the pick "
+                               "changed in 0\n")
+    assert "compile() now takes each task's confirmed pick" in text.out
+
+
 def test_ctrl_c_stops_the_tuning_and_keeps_every_record(tuned, factories, tmp_path, monkeypatch, sigint_raises):
     work = tmp_path / "mlp"
     shutil.copytree(tuned.work, work)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -139,6 +140,54 @@ def test_compiled_model_matches_and_checks_its_inputs(tuned, model, weights):
         compiled([0.0] * 64)
     timing = compiled.benchmark(repeat=3)
     assert timing["median_s"] > 0 and len(timing["results_s"]) == 3 and "torch_median_s" not in timing
+
+
+def test_confirm_re_times_each_task_and_compile_takes_the_confirmed_pick(tuned, model, weights, tmp_path):
+    run, _ = tuned
+    work = tmp_path / "mlp"
+    shutil.copytree(run.work_dir, work)  # the shared run stays unconfirmed
+    copy = mx.open_model_run(work, model=model)
+    assert copy.tasks["confirmed_latency_s"].isna().all()
+    table = copy.confirm(2, rounds=2)
+    assert list(table["task"]) == copy.task_names
+    for row in table.itertuples():
+        task_run = copy.task_runs[row.task]
+        assert row.search_pick == task_run.top(1)[0].index and row.search_latency_s == task_run.top(1)[0].latency_s
+        assert row.candidates == min(2, sum(e.ok for e in task_run.events))
+        assert row.confirmed_latency_s > 0 and row.changed == (row.pick != row.search_pick)
+        assert task_run.best.index == row.pick  # the task's folder holds the ranking
+    reopened = mx.open_model_run(work, model=model)
+    assert reopened.tasks["confirmed_latency_s"].tolist() == pytest.approx(table["confirmed_latency_s"].tolist())
+    compiled = reopened.compile()
+    assert [r["source"] for r in compiled.records] == ["confirmed", "confirmed"]
+    assert [r["latency_s"] for r in compiled.records] == pytest.approx(table["confirmed_latency_s"].tolist())
+    assert compiled.check.ok
+    # compile follows the folder's ranking, not the search's timings: make a task's slowest candidate the
+    # confirmed best and the compiled model carries its trace
+    name = copy.task_names[0]
+    folder = reopened.task_runs[name].folder
+    confirmation = folder.read_confirmation()
+    slowest = max(confirmation["entries"], key=lambda e: e["search_s"])
+    slowest["latency_s"] = 1e-9
+    folder.write_confirmation(confirmation)
+    picked = next(e for e in reopened.task_runs[name].events if e.index == slowest["index"])
+    records = {r["task"]: r for r in reopened.compile().records}
+    assert records[name]["trace"] == picked.trace and records[name]["latency_s"] == 1e-9
+    x = np.random.default_rng(1).uniform(-1, 1, (1, 64)).astype("float32")
+    np.testing.assert_allclose(reopened.compile()(x), _numpy_mlp(x, weights), rtol=1e-4, atol=1e-4)
+
+
+def test_confirm_refuses_bad_arguments_with_what_is_accepted(tuned):
+    run, _ = tuned
+    with pytest.raises(ValueError, match="top must be a positive integer, got 0"):
+        run.confirm(0)
+    with pytest.raises(ValueError, match="rounds must be a positive integer, got -1"):
+        run.confirm(2, rounds=-1)
+    with pytest.raises(ValueError, match=r"tasks must be a list of this model's task names, got \['nope'\]; its tasks"):
+        run.confirm(2, tasks=["nope"])
+    with pytest.raises(ValueError, match="tasks must be a list of this model's task names, got 'fused"):
+        run.confirm(2, tasks=run.task_names[0])
+    assert run.tasks["confirmed_latency_s"].isna().all()  # nothing was re-timed
 
 
 def test_a_task_without_records_gets_a_measured_fallback_and_a_warning(model, weights):
