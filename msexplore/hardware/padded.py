@@ -41,7 +41,9 @@ broadcast beside only 2 ymm FMAs (a 4 x 2 sample: 133 ms with the padding materi
 and it was left out of the shipped set. The partition of the rows' and columns' padding described next removed
 that cost; on 2026-12-03 random samples of its 4 x 2 spaces ran 74-85 ms at best, against the 86.4 ms that a
 256-trial search of ``x86-avx2``'s own 6 x 2 block found, and its 6 x 2 spaces, 15 and 6 samples, best 63.3 and
-64.9 ms, medians 70.4 and 70.9 ms (PyTorch: 77-88 ms).
+64.9 ms, medians 70.4 and 70.9 ms (PyTorch: 77-88 ms). The 256-trial benchmark on a Zen 1 (``znver1``, 128-bit
+FMA units: the 4 x 2 block is enough there, and the search's pick was one) ran C3D at 0.97x PyTorch on 2 cores and
+0.99x on 1, from 0.71x for the default space (README, "The AVX2 twin, shipped").
 
 The rows' and columns' padding stays inline, and TVM's lowering partitions it away. The micro-kernels of this
 module make the parallel tasks the outer axes whole (C3D: one image row each) and keep the row axis whole inside
